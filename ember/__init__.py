@@ -1,0 +1,87 @@
+"""ember: a small deep-learning framework with its own autograd, running on NumPy or JAX.
+
+Example:
+    >>> import ember
+    >>> x = ember.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad.tolist()
+    [2.0, 4.0, 6.0]
+"""
+
+from __future__ import annotations
+
+from ember import ops as _ops
+from ember.backend import (
+    as_dtype,
+    bool_,
+    float16,
+    float32,
+    float64,
+    get_backend,
+    int32,
+    int64,
+    set_backend,
+    uint8,
+)
+from ember.creation import (
+    arange,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from ember.function import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from ember.gradcheck import GradcheckError, gradcheck
+from ember.random import initial_seed, manual_seed
+from ember.tensor import Tensor
+
+__version__ = "0.1.0"
+
+# Every registered op is also ember.<name> (see ember/ops/__init__.py: one place per op).
+globals().update(_ops.REGISTRY)
+
+__all__ = [
+    "Tensor",
+    "Function",
+    "tensor",
+    "from_numpy",
+    "zeros",
+    "ones",
+    "full",
+    "zeros_like",
+    "ones_like",
+    "full_like",
+    "arange",
+    "linspace",
+    "eye",
+    "rand",
+    "randn",
+    "manual_seed",
+    "initial_seed",
+    "no_grad",
+    "enable_grad",
+    "set_grad_enabled",
+    "is_grad_enabled",
+    "gradcheck",
+    "GradcheckError",
+    "set_backend",
+    "get_backend",
+    "as_dtype",
+    "float16",
+    "float32",
+    "float64",
+    "int32",
+    "int64",
+    "uint8",
+    "bool_",
+    *sorted(_ops.REGISTRY),
+]

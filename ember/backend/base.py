@@ -1,0 +1,73 @@
+"""The interface every backend implements: an array namespace plus the kernels that differ."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Backend:
+    """An array namespace (``xp``) and the handful of kernels whose best form differs.
+
+    Subclasses set ``name`` and ``xp`` and implement the methods below. Arrays are never mutated in
+    place by framework code, so the same op code runs on NumPy arrays and on immutable JAX arrays
+    and tracers.
+    """
+
+    name: str = ""
+    xp: Any = None
+
+    def __init__(self) -> None:
+        self._owned: dict[type, bool] = {}
+
+    def __repr__(self) -> str:
+        return f"<ember backend {self.name!r}>"
+
+    # -- arrays -------------------------------------------------------------------------------
+    def _array_classes(self) -> tuple[type, ...]:
+        raise NotImplementedError
+
+    def owns(self, array: Any) -> bool:
+        """Whether ``array`` is an array of this backend (cached per type: this is on the hot path)."""
+        t = type(array)
+        known = self._owned.get(t)
+        if known is None:
+            known = self._owned[t] = isinstance(array, self._array_classes())
+        return known
+
+    def asarray(self, data: Any, dtype: Any = None) -> Any:
+        """``data`` as an array of this backend, with ``dtype`` if given."""
+        return self.xp.asarray(data, dtype=dtype)
+
+    def to_numpy(self, array: Any) -> Any:
+        """A NumPy array on the host holding ``array``'s values."""
+        raise NotImplementedError
+
+    # -- kernels --------------------------------------------------------------------------------
+    def index_add(self, shape: tuple[int, ...], dtype: Any, index: Any, values: Any) -> Any:
+        """A zero array of ``shape`` with ``values`` added at ``index`` (repeats accumulate)."""
+        raise NotImplementedError
+
+    def erf(self, x: Any) -> Any:
+        """The error function, elementwise."""
+        raise NotImplementedError
+
+    # -- random numbers: counter-based keys, so a draw is a pure function of (key, shape) -----
+    def key(self, seed: int) -> Any:
+        """A random key (a small unsigned-integer array) made from an integer seed."""
+        raise NotImplementedError
+
+    def fold_in(self, key: Any, data: int) -> Any:
+        """A new key derived from ``key`` and the integer ``data``."""
+        raise NotImplementedError
+
+    def split(self, key: Any, num: int = 2) -> Any:
+        """``num`` independent keys derived from ``key``, stacked along axis 0."""
+        raise NotImplementedError
+
+    def uniform(self, key: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+        """Uniform draws in [0, 1)."""
+        raise NotImplementedError
+
+    def normal(self, key: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+        """Standard normal draws."""
+        raise NotImplementedError

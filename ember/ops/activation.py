@@ -1,0 +1,205 @@
+"""Activations and the normalising ops: relu, leaky_relu, sigmoid, tanh, softplus, gelu, softmax,
+log_softmax, logsumexp.
+
+Every one is finite for large inputs (logits of +-1e4, sigmoid of +-1e3): sigmoid and softplus use
+exp(-|x|), the softmax family subtracts the maximum first.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ember import backend
+from ember.function import Function
+from ember.ops import register
+from ember.ops.elementwise import Erf
+from ember.tensor import Tensor
+
+
+def _xp() -> Any:
+    return backend.get().xp
+
+
+@register("relu")
+class Relu(Function):
+    """``max(x, 0)``; its gradient at 0 is 0.
+
+    Example:
+        >>> import ember
+        >>> ember.relu(ember.tensor([-1.0, 2.0])).tolist()
+        [0.0, 2.0]
+    """
+
+    def forward(ctx, x):
+        ctx.save_for_backward(x > 0)
+        return _xp().maximum(x, 0)
+
+    def backward(ctx, g):
+        (positive,) = ctx.saved_tensors
+        return g * positive
+
+
+@register("leaky_relu")
+class LeakyRelu(Function):
+    """``x`` where positive, ``alpha * x`` elsewhere.
+
+    Example:
+        >>> import ember
+        >>> ember.leaky_relu(ember.tensor([-1.0, 2.0]), 0.5).tolist()
+        [-0.5, 2.0]
+    """
+
+    def forward(ctx, x, alpha=0.01):
+        positive = x > 0
+        ctx.save_for_backward(positive)
+        ctx.alpha = alpha
+        return _xp().where(positive, x, alpha * x)
+
+    def backward(ctx, g):
+        (positive,) = ctx.saved_tensors
+        return _xp().where(positive, g, ctx.alpha * g)
+
+
+@register("sigmoid")
+class Sigmoid(Function):
+    """``1 / (1 + exp(-x))``, computed from exp(-|x|) so that it never overflows."""
+
+    def forward(ctx, x):
+        xp = _xp()
+        e = xp.exp(-xp.abs(x))
+        out = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        ctx.save_for_backward(out)
+        return out
+
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g * out * (1 - out)
+
+
+@register("tanh")
+class Tanh(Function):
+    """Hyperbolic tangent."""
+
+    def forward(ctx, x):
+        out = _xp().tanh(x)
+        ctx.save_for_backward(out)
+        return out
+
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g * (1 - out * out)
+
+
+@register("softplus")
+class Softplus(Function):
+    """``log(1 + exp(x))``.
+
+    Fused: the naive form overflows for large x, and relu(x) + log(1 + exp(-|x|)) built from
+    primitives has a wrong gradient (0 instead of 1/2) at exactly x = 0.
+    """
+
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        xp = _xp()
+        return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        xp = _xp()
+        e = xp.exp(-xp.abs(x))
+        return g * xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+@register("gelu")
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """Gaussian error linear unit: ``x * Phi(x)`` (``approximate="tanh"`` for the tanh form).
+
+    Example:
+        >>> import ember
+        >>> round(ember.gelu(ember.tensor(1.0)).item(), 4)
+        0.8413
+    """
+    if approximate == "none":
+        return 0.5 * x * (1 + Erf.apply(x * (1 / math.sqrt(2))))
+    if approximate == "tanh":
+        inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)
+        return 0.5 * x * (1 + inner.tanh())  # type: ignore[attr-defined]
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def _max_keep(x: Any, axis: Any) -> Any:
+    """The maximum along ``axis`` (kept), 0 where it is not finite (all -inf), for shifting."""
+    xp = _xp()
+    m = xp.max(x, axis=axis, keepdims=True)
+    return xp.where(xp.isfinite(m), m, 0)
+
+
+@register("softmax")
+class Softmax(Function):
+    """``exp(x) / sum(exp(x))`` along ``axis``, shifted by the maximum first.
+
+    Example:
+        >>> import ember
+        >>> ember.softmax(ember.tensor([0.0, 0.0])).tolist()
+        [0.5, 0.5]
+    """
+
+    def forward(ctx, x, axis=-1):
+        xp = _xp()
+        e = xp.exp(x - _max_keep(x, axis))
+        out = e / xp.sum(e, axis=axis, keepdims=True)
+        ctx.save_for_backward(out)
+        ctx.axis = axis
+        return out
+
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return out * (g - _xp().sum(g * out, axis=ctx.axis, keepdims=True))
+
+
+@register("log_softmax")
+class LogSoftmax(Function):
+    """``x - logsumexp(x)`` along ``axis``.
+
+    Fused: log(softmax(x)) underflows to -inf for large logit gaps; this form stays exact.
+    """
+
+    def forward(ctx, x, axis=-1):
+        xp = _xp()
+        shifted = x - _max_keep(x, axis)
+        out = shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+        ctx.save_for_backward(out)
+        ctx.axis = axis
+        return out
+
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        xp = _xp()
+        return g - xp.exp(out) * xp.sum(g, axis=ctx.axis, keepdims=True)
+
+
+@register("logsumexp")
+class LogSumExp(Function):
+    """``log(sum(exp(x)))`` over ``axis`` (all axes by default), without overflow.
+
+    Fused: the max-shift makes it finite for logits of +-1e4, where exp alone overflows.
+
+    Example:
+        >>> import ember
+        >>> round(ember.logsumexp(ember.tensor([1e4, 1e4])).item(), 3)
+        10000.693
+    """
+
+    def forward(ctx, x, axis=None, keepdims=False):
+        xp = _xp()
+        m = _max_keep(x, axis)
+        out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+        ctx.save_for_backward(x, out)
+        ctx.axis = axis
+        return out if keepdims else xp.squeeze(out, axis=axis)
+
+    def backward(ctx, g):
+        x, out = ctx.saved_tensors
+        xp = _xp()
+        return g.reshape(out.shape) * xp.exp(x - out)

@@ -1,0 +1,233 @@
+"""The Tensor: an array of the active backend that remembers the op that made it.
+
+Operators and most methods (``+``, ``@``, ``.sum()``, ``.reshape()``…) are attached by the op
+registry in ``ember.ops``; this file holds only what is not an op: construction, conversion to
+Python and NumPy, and the entry point of the backward engine.
+
+Example:
+    >>> import ember
+    >>> x = ember.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    >>> (x * x).sum().backward()
+    >>> x.grad
+    tensor([[2., 4.],
+            [6., 8.]])
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np  # host-side only: dtype inference and printing, never the tensor math
+
+from ember import backend
+
+if TYPE_CHECKING:
+    from ember.function import Function
+
+__all__ = ["Tensor", "as_array"]
+
+
+def as_array(data: Any, dtype: Any = None) -> Any:
+    """``data`` (Tensor, array, nested lists, number) as an array of the active backend.
+
+    Without ``dtype``, arrays keep theirs; Python floats become float32 and ints int64.
+    """
+    bk = backend.get()
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        return bk.asarray(data, dtype=backend.as_dtype(dtype))
+    if bk.owns(data):
+        return data
+    if hasattr(data, "dtype") and hasattr(data, "shape"):  # another library's array
+        host = np.asarray(data)
+    else:
+        host = np.asarray(data)
+        if host.dtype.kind == "f":
+            host = host.astype(backend.default_float)
+        elif host.dtype.kind in "iu":
+            host = host.astype(backend.default_int)
+    if host.dtype.kind not in "fiub":
+        raise TypeError(
+            f"cannot make a tensor from {type(data).__name__} data of dtype {host.dtype}; "
+            f"ember tensors hold floating point, integer or boolean numbers"
+        )
+    return bk.asarray(host, dtype=host.dtype)
+
+
+class Tensor:
+    """An n-dimensional array that records the operations applied to it.
+
+    Args:
+        data: numbers, nested lists, a NumPy/JAX array or another Tensor.
+        dtype: the element type (default: float32 for Python floats, int64 for ints, else the
+            array's own).
+        requires_grad: whether ``backward()`` should compute a gradient for this tensor; only
+            floating point tensors can require grad.
+
+    Example:
+        >>> import ember
+        >>> ember.Tensor([1, 2, 3]).dtype
+        dtype('int64')
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
+    # NumPy defers to Tensor's reflected operators: np.float32(2) * t is a Tensor.
+    __array_priority__ = 1000.0
+    __array_ufunc__ = None
+    __hash__ = object.__hash__  # __eq__ is elementwise; identity hashing keeps tensors in dicts
+
+    data: Any
+    grad: Tensor | None
+    requires_grad: bool
+    _ctx: Function | None
+
+    def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False) -> None:
+        self.data = as_array(data, dtype)
+        self.grad = None
+        self.requires_grad = False
+        self._ctx = None
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _make(cls, data: Any, requires_grad: bool, ctx: Function | None) -> Tensor:
+        """Wrap a backend array without checks (the ops' fast path)."""
+        t = object.__new__(Tensor)
+        t.data = data
+        t.grad = None
+        t.requires_grad = requires_grad
+        t._ctx = ctx
+        return t
+
+    # -- metadata --------------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.data.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.data.dtype)
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors made by the user rather than by an op that records gradients."""
+        return self._ctx is None
+
+    @property
+    def grad_fn(self) -> Function | None:
+        """The op node that made this tensor (None for leaves)."""
+        return self._ctx
+
+    @property
+    def T(self) -> Tensor:  # noqa: N802 - NumPy's name
+        """The tensor with its axes reversed."""
+        return self.transpose()  # type: ignore[attr-defined, no-any-return]
+
+    # -- autograd --------------------------------------------------------------------------------
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set ``requires_grad`` in place and return the tensor.
+
+        Raises:
+            TypeError: for integer or boolean tensors, which have no gradient.
+        """
+        if requires_grad and self.dtype.kind != "f":
+            raise TypeError(
+                f"only floating point tensors can require grad; this tensor has dtype "
+                f"{self.dtype} (convert it first: t.astype(ember.float32))"
+            )
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def detach(self) -> Tensor:
+        """A tensor sharing this one's data, cut from the graph."""
+        return Tensor._make(self.data, False, None)
+
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+        """Accumulate the gradient of this tensor into ``.grad`` of every leaf it depends on.
+
+        Args:
+            grad: the upstream gradient; may be omitted for single-element tensors (it is 1).
+            retain_graph: keep the graph so that backward can run through it again.
+        """
+        from ember.function import run_backward
+
+        run_backward(self, grad, retain_graph)
+
+    # -- conversion ------------------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        """The values as a NumPy array (a host copy on the jax backend)."""
+        return backend.get().to_numpy(self.data)
+
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python number."""
+        if self.size != 1:
+            raise ValueError(f"item() needs a tensor with one element; this one has shape "
+                             f"{self.shape} ({self.size} elements)")
+        return self.numpy().reshape(()).item()
+
+    def tolist(self) -> Any:
+        """The values as (nested) Python lists."""
+        return self.numpy().tolist()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self.numpy()
+        return out if dtype is None else out.astype(dtype)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.size != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
+                             f"use .any() / .all() style reductions or compare elementwise")
+        return bool(self.item())
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return int(self.data.shape[0])
+
+    def __iter__(self) -> Iterator[Tensor]:
+        for i in range(len(self)):
+            yield self[i]  # type: ignore[index]
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        raise TypeError(
+            "ember tensors are immutable (so that the same code runs on JAX); build a new "
+            "tensor instead, e.g. ember.where(mask, value, t)"
+        )
+
+    def __format__(self, spec: str) -> str:
+        if spec and self.size == 1:
+            return format(self.item(), spec)
+        return repr(self) if not spec else format(repr(self), spec)
+
+    def __repr__(self) -> str:
+        try:
+            host = self.numpy()
+        except Exception:  # e.g. a tracer inside a compiled function has no values
+            return f"tensor(<{type(self.data).__name__} shape={self.shape} dtype={self.dtype}>)"
+        body = np.array2string(host, separator=", ", prefix="tensor(")
+        extras = []
+        if host.dtype not in (backend.default_float, backend.default_int, backend.bool_) or (
+            host.size == 0
+        ):
+            extras.append(f"dtype={host.dtype}")
+        if self._ctx is not None:
+            extras.append(f"grad_fn=<{type(self._ctx).__name__}Backward>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return f"tensor({body}{''.join(', ' + e for e in extras)})"
