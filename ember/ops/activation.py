@@ -194,12 +194,12 @@ class LogSumExp(Function):
     def forward(ctx, x, axis=None, keepdims=False):
         xp = _xp()
         m = _max_keep(x, axis)
-        out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
-        ctx.save_for_backward(x, out)
-        ctx.axis = axis
+        e = xp.exp(x - m)
+        total = xp.sum(e, axis=axis, keepdims=True)
+        out = xp.log(total) + m
+        ctx.save_for_backward(e, total)  # the gradient is softmax(x) = e / total, exactly
         return out if keepdims else xp.squeeze(out, axis=axis)
 
     def backward(ctx, g):
-        x, out = ctx.saved_tensors
-        xp = _xp()
-        return g.reshape(out.shape) * xp.exp(x - out)
+        e, total = ctx.saved_tensors
+        return g.reshape(total.shape) * (e / total)

@@ -53,10 +53,10 @@ class MatMul(Function):
         # Treat vectors as matrices (a row for a, a column for b), then drop the added axis.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        if a.ndim == 1:
-            g = xp.expand_dims(g, -2)
         if b.ndim == 1:
-            g = xp.expand_dims(g, -1)
+            g = g[..., None]
+        if a.ndim == 1:
+            g = g[..., None, :]
         ga = gb = None
         if ctx.needs_input_grad[0]:
             ga = g @ xp.swapaxes(b2, -1, -2)

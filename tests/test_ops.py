@@ -1,0 +1,332 @@
+"""The op table: one row per registered op, each checked the same three ways on both backends.
+
+1. forward against a NumPy reference expression,
+2. gradcheck in float64 against central differences (random upstream gradient, not all ones),
+3. on the jax backend, gradients against ``jax.vjp`` of the same expression written in jax.numpy.
+
+A meta-test fails when an op registered in ``ember.ops.REGISTRY`` has no row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+import scipy.special
+
+import ember
+from ember.ops import NON_DIFFERENTIABLE, REGISTRY
+
+
+def erf(xp: Any, x: Any) -> Any:
+    if xp is np:
+        return scipy.special.erf(x)
+    import jax.scipy.special
+
+    return jax.scipy.special.erf(x)
+
+
+def softplus_ref(xp: Any, x: Any) -> Any:
+    return xp.logaddexp(x, 0.0)
+
+
+def log_softmax_ref(xp: Any, x: Any, axis: int = -1) -> Any:
+    m = xp.max(x, axis=axis, keepdims=True)
+    return x - m - xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True))
+
+
+def softmax_ref(xp: Any, x: Any, axis: int = -1) -> Any:
+    return xp.exp(log_softmax_ref(xp, x, axis))
+
+
+def gelu_ref(xp: Any, x: Any) -> Any:
+    return 0.5 * x * (1 + erf(xp, x / np.sqrt(2)))
+
+
+def gelu_tanh_ref(xp: Any, x: Any) -> Any:
+    return 0.5 * x * (1 + xp.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+
+
+@dataclass
+class Row:
+    name: str  # the registered op this row covers
+    fn: Callable[..., Any]  # the ember call, on tensors
+    ref: Callable[..., Any]  # the same computation as ref(xp, *arrays), xp = numpy or jax.numpy
+    cases: list[tuple[tuple[int, ...], ...]]  # input shapes, one tuple of shapes per case
+    domain: str = "real"  # how inputs are drawn (see draw())
+    grad: bool = True  # False: forward only (the op carries no gradient)
+    atol: float = 1e-5
+    rtol: float = 1e-3
+    ids: list[str] = field(default_factory=list)
+
+
+MASK = np.array([[True, False, True, True], [False, False, True, False], [True, True, False, True]])
+COND = np.array([[True, False, True, False], [False, True, True, False], [True, True, False, True]])
+
+BINARY = [((3, 4), (3, 4)), ((3, 1), (1, 4)), ((4,), (2, 3, 4)), ((), (2, 3)), ((2, 3), ())]
+UNARY = [((3, 4),), ((),), ((2, 1, 3),)]
+AXES: list[Any] = [None, 0, -1, (0, 2), 1]
+
+ROWS: list[Row] = [
+    # arithmetic
+    Row("add", lambda a, b: a + b, lambda xp, a, b: a + b, BINARY),
+    Row("add", lambda a: 2.5 + a, lambda xp, a: 2.5 + a, UNARY),
+    Row("sub", lambda a, b: a - b, lambda xp, a, b: a - b, BINARY),
+    Row("sub", lambda a: 1.0 - a, lambda xp, a: 1.0 - a, UNARY),
+    Row("mul", lambda a, b: a * b, lambda xp, a, b: a * b, BINARY),
+    Row("mul", lambda a: a * 3.0, lambda xp, a: a * 3.0, UNARY),
+    Row("div", lambda a, b: a / b, lambda xp, a, b: a / b, BINARY, domain="positive"),
+    Row("div", lambda a: 2.0 / a, lambda xp, a: 2.0 / a, UNARY, domain="positive"),
+    Row("pow", lambda a, b: a**b, lambda xp, a, b: a**b, BINARY, domain="positive"),
+    Row("pow", lambda a: a**2, lambda xp, a: a**2, UNARY),
+    Row("pow", lambda a: a**-1.5, lambda xp, a: a**-1.5, UNARY, domain="positive"),
+    Row("pow", lambda a: 2.0**a, lambda xp, a: 2.0**a, UNARY),
+    Row("neg", lambda a: -a, lambda xp, a: -a, UNARY),
+    Row("exp", lambda a: a.exp(), lambda xp, a: xp.exp(a), UNARY),
+    Row("log", lambda a: a.log(), lambda xp, a: xp.log(a), UNARY, domain="positive"),
+    Row("sqrt", lambda a: a.sqrt(), lambda xp, a: xp.sqrt(a), UNARY, domain="positive"),
+    Row("abs", lambda a: abs(a), lambda xp, a: xp.abs(a), UNARY, domain="nonzero"),
+    Row("sin", lambda a: a.sin(), lambda xp, a: xp.sin(a), UNARY),
+    Row("cos", lambda a: a.cos(), lambda xp, a: xp.cos(a), UNARY),
+    Row("erf", lambda a: a.erf(), lambda xp, a: erf(xp, a), UNARY),
+    Row("maximum", ember.maximum, lambda xp, a, b: xp.maximum(a, b), BINARY, domain="distinct"),
+    Row("minimum", ember.minimum, lambda xp, a, b: xp.minimum(a, b), BINARY, domain="distinct"),
+    Row("clip", lambda a: a.clip(-0.5, 0.5), lambda xp, a: xp.clip(a, -0.5, 0.5), UNARY,
+        domain="grid"),
+    Row("clip", lambda a: ember.clip(a, min=0.2), lambda xp, a: xp.maximum(a, 0.2), UNARY,
+        domain="grid"),
+    Row("where", lambda a, b: ember.where(COND, a, b), lambda xp, a, b: xp.where(COND, a, b),
+        [((3, 4), (3, 4)), ((3, 1), (4,)), ((), (3, 4))]),
+    Row("astype", lambda a: a.astype("float64") * 2, lambda xp, a: a.astype(np.float64) * 2,
+        UNARY),
+    # activations
+    Row("relu", lambda a: a.relu(), lambda xp, a: xp.maximum(a, 0), UNARY, domain="nonzero"),
+    Row("leaky_relu", lambda a: a.leaky_relu(0.2), lambda xp, a: xp.where(a > 0, a, 0.2 * a),
+        UNARY, domain="nonzero"),
+    Row("leaky_relu", lambda a: ember.leaky_relu(a), lambda xp, a: xp.where(a > 0, a, 0.01 * a),
+        UNARY, domain="nonzero"),
+    Row("sigmoid", lambda a: a.sigmoid(), lambda xp, a: 1 / (1 + xp.exp(-a)), UNARY, domain="wide"),
+    Row("tanh", lambda a: a.tanh(), lambda xp, a: xp.tanh(a), UNARY),
+    Row("softplus", lambda a: a.softplus(), softplus_ref, UNARY + [((5,),)], domain="wide"),
+    Row("gelu", lambda a: a.gelu(), gelu_ref, UNARY),
+    Row("gelu", lambda a: a.gelu(approximate="tanh"), gelu_tanh_ref, UNARY),
+    Row("softmax", lambda a: a.softmax(), softmax_ref, [((3, 4),), ((5,),), ((2, 3, 4),)]),
+    Row("softmax", lambda a: a.softmax(axis=0), lambda xp, a: softmax_ref(xp, a, 0),
+        [((3, 4),)]),
+    Row("log_softmax", lambda a: a.log_softmax(), log_softmax_ref, [((3, 4),), ((5,),)]),
+    Row("log_softmax", lambda a: a.log_softmax(axis=1),
+        lambda xp, a: log_softmax_ref(xp, a, 1), [((2, 3, 4),)]),
+    Row("logsumexp", lambda a: a.logsumexp(), lambda xp, a: scipy_lse(xp, a, None),
+        [((3, 4),), ((),)]),
+    Row("logsumexp", lambda a: a.logsumexp(axis=1),
+        lambda xp, a: scipy_lse(xp, a, 1), [((3, 4),), ((2, 3, 4),)]),
+    Row("logsumexp", lambda a: a.logsumexp(axis=(0, 2), keepdims=True),
+        lambda xp, a: scipy_lse(xp, a, (0, 2), True), [((2, 3, 4),)]),
+    # reductions
+    *[Row("sum", (lambda ax: lambda a: a.sum(axis=ax))(ax),
+          (lambda ax: lambda xp, a: xp.sum(a, axis=ax))(ax), [((2, 3, 4),)]) for ax in AXES],
+    Row("sum", lambda a: a.sum(axis=1, keepdims=True),
+        lambda xp, a: xp.sum(a, axis=1, keepdims=True), [((2, 3, 4),), ((3, 4),)]),
+    Row("sum", lambda a: a.sum(), lambda xp, a: xp.sum(a), [((),), ((5,),)]),
+    *[Row("mean", (lambda ax: lambda a: a.mean(axis=ax))(ax),
+          (lambda ax: lambda xp, a: xp.mean(a, axis=ax))(ax), [((2, 3, 4),)]) for ax in AXES],
+    Row("mean", lambda a: a.mean(axis=(0, 1), keepdims=True),
+        lambda xp, a: xp.mean(a, axis=(0, 1), keepdims=True), [((2, 3, 4),)]),
+    *[Row("max", (lambda ax: lambda a: a.max(axis=ax))(ax),
+          (lambda ax: lambda xp, a: xp.max(a, axis=ax))(ax), [((2, 3, 4),)]) for ax in AXES],
+    Row("max", lambda a: a.max(axis=0, keepdims=True),
+        lambda xp, a: xp.max(a, axis=0, keepdims=True), [((3, 4),)]),
+    *[Row("min", (lambda ax: lambda a: a.min(axis=ax))(ax),
+          (lambda ax: lambda xp, a: xp.min(a, axis=ax))(ax), [((2, 3, 4),)]) for ax in AXES],
+    Row("var", lambda a: a.var(), lambda xp, a: xp.var(a), [((3, 4),), ((5,),)]),
+    Row("var", lambda a: a.var(axis=1, ddof=1), lambda xp, a: xp.var(a, axis=1, ddof=1),
+        [((3, 4),)]),
+    Row("var", lambda a: a.var(axis=(0, 2), keepdims=True),
+        lambda xp, a: xp.var(a, axis=(0, 2), keepdims=True), [((2, 3, 4),)]),
+    Row("std", lambda a: a.std(), lambda xp, a: xp.std(a), [((3, 4),)]),
+    Row("std", lambda a: a.std(axis=0, ddof=1), lambda xp, a: xp.std(a, axis=0, ddof=1),
+        [((3, 4),)]),
+    Row("argmax", lambda a: a.argmax(), lambda xp, a: xp.argmax(a), [((3, 4),)], grad=False),
+    Row("argmax", lambda a: a.argmax(axis=1), lambda xp, a: xp.argmax(a, axis=1),
+        [((3, 4),), ((2, 3, 4),)], grad=False),
+    Row("argmin", lambda a: a.argmin(axis=0), lambda xp, a: xp.argmin(a, axis=0), [((3, 4),)],
+        grad=False),
+    Row("argmin", lambda a: ember.argmin(a, axis=-1, keepdims=True),
+        lambda xp, a: xp.argmin(a, axis=-1, keepdims=True), [((3, 4),)], grad=False),
+    # matmul
+    Row("matmul", lambda a, b: a @ b, lambda xp, a, b: a @ b,
+        [((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4, 5)),
+         ((3, 4), (2, 4, 5)), ((2, 1, 3, 4), (5, 4, 2)), ((4,), (2, 4, 3)), ((2, 3, 4), (4,))]),
+    Row("matmul", lambda a: a.matmul(a.T), lambda xp, a: a @ a.T, [((3, 4),)]),
+    # shapes
+    Row("reshape", lambda a: a.reshape(4, -1), lambda xp, a: a.reshape(4, -1), [((2, 3, 2),)]),
+    Row("reshape", lambda a: ember.reshape(a, (6,)), lambda xp, a: a.reshape(6), [((2, 3),)]),
+    Row("flatten", lambda a: a.flatten(), lambda xp, a: a.reshape(-1), [((2, 3, 2),), ((),)]),
+    Row("flatten", lambda a: a.flatten(1), lambda xp, a: a.reshape(2, -1), [((2, 3, 2),)]),
+    Row("flatten", lambda a: a.flatten(0, 1), lambda xp, a: a.reshape(6, 2), [((2, 3, 2),)]),
+    Row("transpose", lambda a: a.transpose(), lambda xp, a: xp.transpose(a), [((2, 3, 4),)]),
+    Row("transpose", lambda a: a.transpose(1, 2, 0), lambda xp, a: xp.transpose(a, (1, 2, 0)),
+        [((2, 3, 4),)]),
+    Row("transpose", lambda a: a.T, lambda xp, a: a.T, [((3, 4),)]),
+    Row("permute", lambda a: a.permute(2, 0, 1), lambda xp, a: xp.transpose(a, (2, 0, 1)),
+        [((2, 3, 4),)]),
+    Row("swapaxes", lambda a: a.swapaxes(0, -1), lambda xp, a: xp.swapaxes(a, 0, -1),
+        [((2, 3, 4),)]),
+    Row("squeeze", lambda a: a.squeeze(), lambda xp, a: xp.squeeze(a), [((1, 3, 1, 2),)]),
+    Row("squeeze", lambda a: a.squeeze(2), lambda xp, a: xp.squeeze(a, 2), [((1, 3, 1, 2),)]),
+    Row("unsqueeze", lambda a: a.unsqueeze(1), lambda xp, a: xp.expand_dims(a, 1), [((3, 2),)]),
+    Row("unsqueeze", lambda a: a.unsqueeze(-1), lambda xp, a: xp.expand_dims(a, -1),
+        [((3, 2),), ((),)]),
+    Row("broadcast_to", lambda a: a.broadcast_to((2, 3, 4)),
+        lambda xp, a: xp.broadcast_to(a, (2, 3, 4)), [((3, 1),), ((4,),), ((),), ((2, 3, 4),)]),
+    Row("concatenate", lambda a, b: ember.concatenate([a, b], axis=1),
+        lambda xp, a, b: xp.concatenate([a, b], axis=1), [((3, 2), (3, 4)), ((2, 1, 3), (2, 2, 3))]),
+    Row("concatenate", lambda a, b: ember.concatenate([a, b, a]),
+        lambda xp, a, b: xp.concatenate([a, b, a]), [((2,), (3,))]),
+    Row("stack", lambda a, b: ember.stack([a, b]), lambda xp, a, b: xp.stack([a, b]),
+        [((3, 2), (3, 2))]),
+    Row("stack", lambda a, b: ember.stack([a, b, a], axis=-1),
+        lambda xp, a, b: xp.stack([a, b, a], axis=-1), [((3, 2), (3, 2))]),
+    Row("split", lambda a: a.split(2, axis=1)[1] * 3 - a.split(2, axis=1)[0],
+        lambda xp, a: xp.split(a, 2, axis=1)[1] * 3 - xp.split(a, 2, axis=1)[0], [((3, 4),)]),
+    Row("split", lambda a: ember.concatenate(a.split([1, 3])[::-1]),
+        lambda xp, a: xp.concatenate(xp.split(a, [1, 3])[::-1]), [((5, 2),)]),
+    Row("pad", lambda a: a.pad(1), lambda xp, a: xp.pad(a, 1), [((2, 3),), ((4,),)]),
+    Row("pad", lambda a: a.pad(((0, 0), (2, 1)), value=-1.0),
+        lambda xp, a: xp.pad(a, ((0, 0), (2, 1)), constant_values=-1.0), [((2, 3),)]),
+    Row("pad", lambda a: ember.pad(a, (1, 2)), lambda xp, a: xp.pad(a, (1, 2)), [((2, 3),)]),
+    # indexing
+    Row("getitem", lambda a: a[1], lambda xp, a: a[1], [((3, 4),)]),
+    Row("getitem", lambda a: a[:, 1:3], lambda xp, a: a[:, 1:3], [((3, 4),)]),
+    Row("getitem", lambda a: a[::-1, ::2], lambda xp, a: a[::-1, ::2], [((3, 4),)]),
+    Row("getitem", lambda a: a[None, ..., -1], lambda xp, a: a[None, ..., -1], [((2, 3, 4),)]),
+    Row("getitem", lambda a: a[[0, 2, 0, 0]], lambda xp, a: a[np.array([0, 2, 0, 0])],
+        [((3, 4),)]),
+    Row("getitem", lambda a: a[ember.tensor([2, 2]), 1:],
+        lambda xp, a: a[np.array([2, 2]), 1:], [((3, 4),)]),
+    Row("getitem", lambda a: a[np.array([0, 1, 1]), np.array([3, 0, 0])],
+        lambda xp, a: a[np.array([0, 1, 1]), np.array([3, 0, 0])], [((3, 4),)]),
+    Row("getitem", lambda a: a[MASK], lambda xp, a: a[MASK], [((3, 4),)]),
+    Row("getitem", lambda a: a[ember.tensor(MASK)] * 2, lambda xp, a: a[MASK] * 2, [((3, 4),)]),
+    # comparisons: forward only
+    Row("eq", lambda a, b: a == b, lambda xp, a, b: a == b, BINARY, domain="ties", grad=False),
+    Row("ne", lambda a, b: a != b, lambda xp, a, b: a != b, BINARY, domain="ties", grad=False),
+    Row("lt", lambda a, b: a < b, lambda xp, a, b: a < b, BINARY, domain="ties", grad=False),
+    Row("le", lambda a, b: a <= b, lambda xp, a, b: a <= b, BINARY, domain="ties", grad=False),
+    Row("gt", lambda a, b: a > b, lambda xp, a, b: a > b, BINARY, domain="ties", grad=False),
+    Row("ge", lambda a, b: a >= b, lambda xp, a, b: a >= b, BINARY, domain="ties", grad=False),
+    Row("gt", lambda a: 0.0 < a, lambda xp, a: 0.0 < a, UNARY, grad=False),
+]
+
+
+def scipy_lse(xp: Any, a: Any, axis: Any, keepdims: bool = False) -> Any:
+    if xp is np:
+        return scipy.special.logsumexp(a, axis=axis, keepdims=keepdims)
+    import jax.scipy.special
+
+    return jax.scipy.special.logsumexp(a, axis=axis, keepdims=keepdims)
+
+
+def draw(rng: np.random.Generator, shape: tuple[int, ...], domain: str) -> np.ndarray:
+    """Inputs matched to an op's domain, in float64, kept away from kinks and singularities."""
+    if domain == "positive":
+        return rng.uniform(0.5, 2.0, shape)
+    if domain == "nonzero":  # |x| >= 0.1: no finite difference straddles a kink at 0
+        return rng.choice([-1.0, 1.0], shape) * rng.uniform(0.1, 2.0, shape)
+    if domain == "grid":  # away from the clip bounds -0.5, 0.2 and 0.5
+        return rng.choice([-0.9, -0.7, -0.3, 0.0, 0.35, 0.7, 0.9], shape) + rng.uniform(
+            -0.02, 0.02, shape)
+    if domain == "wide":
+        return rng.uniform(-6.0, 6.0, shape)
+    if domain == "ties":  # few distinct values, so == and <= see ties
+        return rng.choice([-1.0, 0.0, 1.0], shape)
+    return rng.standard_normal(shape)
+
+
+def inputs_for(row: Row, case: tuple[tuple[int, ...], ...], seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    arrays = [draw(rng, shape, row.domain) for shape in case]
+    if row.domain == "distinct" and len(arrays) == 2:  # maximum/minimum: no ties within 0.1
+        a, b = arrays
+        b = b + np.where(np.abs(a - b) < 0.1, 0.3, 0.0)
+        arrays = [a, b]
+    return arrays
+
+
+CASES = [
+    pytest.param(row, case, id=f"{row.name}-{i}-{j}")
+    for i, row in enumerate(ROWS)
+    for j, case in enumerate(row.cases)
+]
+GRAD_CASES = [p for p in CASES if p.values[0].grad]
+
+
+def test_every_registered_op_has_a_row():
+    covered = {row.name for row in ROWS}
+    missing = sorted(set(REGISTRY) - covered)
+    assert not missing, f"ops without a row in the op table: {missing}"
+    unknown = sorted(covered - set(REGISTRY))
+    assert not unknown, f"rows for ops that are not registered: {unknown}"
+
+
+def test_rows_without_gradient_are_exactly_the_non_differentiable_ops():
+    forward_only = {row.name for row in ROWS if not row.grad}
+    assert forward_only == NON_DIFFERENTIABLE
+
+
+def test_every_op_is_reachable_from_ember():
+    for name, fn in REGISTRY.items():
+        assert getattr(ember, name) is fn
+        assert name in ember.__all__
+
+
+@pytest.mark.parametrize(("row", "case"), CASES)
+def test_forward_matches_numpy(row, case, backend):
+    arrays = inputs_for(row, case, seed=0)
+    out = row.fn(*[ember.tensor(a) for a in arrays])
+    expected = row.ref(np, *arrays)
+    assert out.shape == np.shape(expected)
+    assert out.dtype == np.asarray(expected).dtype
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(("row", "case"), CASES)
+def test_float32_stays_float32(row, case, backend):
+    arrays = [a.astype(np.float32) for a in inputs_for(row, case, seed=1)]
+    out = row.fn(*[ember.tensor(a) for a in arrays])
+    expected = np.asarray(row.ref(np, *arrays))
+    if expected.dtype.kind == "f" and row.name != "astype":  # astype("float64") means it
+        assert out.dtype == np.float32, f"{row.name} turned float32 into {out.dtype}"
+    else:
+        assert out.dtype == expected.dtype
+    np.testing.assert_allclose(out.numpy(), expected, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize(("row", "case"), GRAD_CASES)
+def test_gradcheck_float64(row, case, backend):
+    tensors = [ember.tensor(a, requires_grad=True) for a in inputs_for(row, case, seed=2)]
+    assert ember.gradcheck(row.fn, *tensors, atol=row.atol, rtol=row.rtol)
+
+
+@pytest.mark.parametrize(("row", "case"), GRAD_CASES)
+def test_gradients_match_jax_grad(row, case):
+    import jax
+    import jax.numpy as jnp
+
+    ember.set_backend("jax")
+    arrays = inputs_for(row, case, seed=3)
+    tensors = [ember.tensor(a, requires_grad=True) for a in arrays]
+    out = row.fn(*tensors)
+    upstream = np.random.default_rng(4).standard_normal(out.shape)
+    out.backward(upstream)
+
+    primal, vjp = jax.vjp(lambda *xs: row.ref(jnp, *xs), *[jnp.asarray(a) for a in arrays])
+    np.testing.assert_allclose(out.numpy(), np.asarray(primal), rtol=1e-10, atol=1e-12)
+    expected = vjp(jnp.asarray(upstream))
+    for i, (t, e) in enumerate(zip(tensors, expected)):
+        assert t.grad is not None, f"{row.name}: input {i} got no gradient"
+        assert t.grad.shape == t.shape
+        np.testing.assert_allclose(t.grad.numpy(), np.asarray(e), rtol=1e-9, atol=1e-11,
+                                   err_msg=f"{row.name}: input {i}")
