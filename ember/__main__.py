@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         loss.backward()
         with ember.no_grad():
             for p in params:
-                p.data = p.data - args.lr * p.grad.data  # rebind, never mutate in place
+                p.data = p.data - args.lr * p.grad.data  # type: ignore[union-attr]
         if step % (args.steps // 10 or 1) == 0:
             acc = (logits.argmax(axis=1) == y).astype(ember.float32).mean().item()
             print(f"step {step:4d}  loss {loss.item():.4f}  accuracy {acc:.3f}")

@@ -26,7 +26,8 @@ Example (a custom op with a hand-written backward):
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ember import backend
 from ember.tensor import Tensor
@@ -49,18 +50,13 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-class set_grad_enabled:
-    """Context manager and decorator that turns graph recording on or off.
+class _GradMode:
+    """Sets the recording mode inside a ``with`` block, or around every call of a decorated
+    function; the previous mode comes back on exit."""
 
-    Example:
-        >>> import ember
-        >>> with ember.set_grad_enabled(False):
-        ...     ember.is_grad_enabled()
-        False
-    """
+    mode = True
 
-    def __init__(self, mode: bool = True) -> None:
-        self.mode = bool(mode)
+    def __init__(self) -> None:
         self._prev: list[bool] = []
 
     def __enter__(self) -> None:
@@ -73,16 +69,20 @@ class set_grad_enabled:
         _grad_enabled = self._prev.pop()
 
     def __call__(self, fn: _F) -> _F:
+        mode = self.mode
+
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with set_grad_enabled(self.mode):  # a fresh instance per call: re-entrant
+            block = _GradMode()  # a fresh block per call: re-entrant and thread-compatible
+            block.mode = mode
+            with block:
                 return fn(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
 
 
-class no_grad(set_grad_enabled):
-    """Record nothing: a context manager and a decorator.
+class no_grad(_GradMode):
+    """Record nothing: a context manager, and a decorator with or without parentheses.
 
     Example:
         >>> import ember
@@ -93,15 +93,53 @@ class no_grad(set_grad_enabled):
         False
     """
 
-    def __init__(self) -> None:
-        super().__init__(False)
+    mode = False
+
+    def __new__(cls, fn: Any = None) -> Any:
+        self = super().__new__(cls)
+        if fn is None:
+            return self
+        self.__init__()  # type: ignore[misc]
+        return self(fn)  # used bare, as @ember.no_grad
+
+    def __init__(self, fn: Any = None) -> None:
+        super().__init__()
 
 
-class enable_grad(set_grad_enabled):
+class enable_grad(no_grad):
     """Record the graph again inside a :class:`no_grad` block (context manager and decorator)."""
 
-    def __init__(self) -> None:
-        super().__init__(True)
+    mode = True
+
+
+class set_grad_enabled(_GradMode):
+    """Switch recording on or off now; as a context manager or decorator, only inside.
+
+    Example:
+        >>> import ember
+        >>> with ember.set_grad_enabled(False):
+        ...     ember.is_grad_enabled()
+        False
+        >>> ember.is_grad_enabled()
+        True
+    """
+
+    def __init__(self, mode: bool) -> None:
+        global _grad_enabled
+        super().__init__()
+        self.mode = bool(mode)
+        self._before = _grad_enabled
+        _grad_enabled = self.mode  # a plain call switches the mode, as in PyTorch
+
+    def __enter__(self) -> None:
+        global _grad_enabled
+        self._prev.append(self._before)
+        _grad_enabled = self.mode
+
+    def __call__(self, fn: _F) -> _F:
+        global _grad_enabled
+        _grad_enabled = self._before  # as a decorator it acts only while fn runs
+        return super().__call__(fn)
 
 
 class Function:
@@ -124,7 +162,7 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs: Any, **attrs: Any) -> Tensor:
-        """Run ``forward`` on the inputs' arrays and, when recording, link the result to its inputs."""
+        """Run ``forward`` on the inputs' arrays; when recording, link the result to them."""
         ctx = object.__new__(cls)
         bk = backend.get()
         arrays = []
@@ -172,7 +210,7 @@ class Function:
         return f"<{type(self).__name__}Backward>"
 
 
-def _foreign_array(cls: type, x: Tensor, bk: backend.Backend) -> None:
+def _foreign_array(cls: type[Function], x: Tensor, bk: backend.Backend) -> None:
     kind = type(x.data).__module__.split(".")[0]
     raise TypeError(
         f"{_op_label(cls)}: a tensor of shape {tuple(x.shape)} holds a {kind} array but the "
@@ -181,11 +219,13 @@ def _foreign_array(cls: type, x: Tensor, bk: backend.Backend) -> None:
     )
 
 
-def _op_label(cls: type) -> str:
+def _op_label(cls: type[Function]) -> str:
     return f"ember.{cls.op_name}" if cls.op_name else cls.__name__
 
 
-def _explain_broadcast(cls: type, arrays: list[Any], bk: backend.Backend, err: Exception) -> None:
+def _explain_broadcast(
+    cls: type[Function], arrays: list[Any], bk: backend.Backend, err: Exception
+) -> None:
     shapes = [tuple(getattr(a, "shape", ())) for a in arrays]
     try:
         bk.xp.broadcast_shapes(*shapes)

@@ -9,8 +9,9 @@ A meta-test fails when an op registered in ``ember.ops.REGISTRY`` has no row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -69,6 +70,13 @@ BINARY = [((3, 4), (3, 4)), ((3, 1), (1, 4)), ((4,), (2, 3, 4)), ((), (2, 3)), (
 UNARY = [((3, 4),), ((),), ((2, 1, 3),)]
 AXES: list[Any] = [None, 0, -1, (0, 2), 1]
 
+
+def reduction_row(name: str, axis: Any) -> Row:
+    """``x.<name>(axis=axis)`` against ``xp.<name>(x, axis=axis)`` on a (2, 3, 4) input."""
+    return Row(name, lambda a: getattr(a, name)(axis=axis),
+               lambda xp, a: getattr(xp, name)(a, axis=axis), [((2, 3, 4),)])
+
+
 ROWS: list[Row] = [
     # arithmetic
     Row("add", lambda a, b: a + b, lambda xp, a, b: a + b, BINARY),
@@ -125,21 +133,17 @@ ROWS: list[Row] = [
     Row("logsumexp", lambda a: a.logsumexp(axis=(0, 2), keepdims=True),
         lambda xp, a: scipy_lse(xp, a, (0, 2), True), [((2, 3, 4),)]),
     # reductions
-    *[Row("sum", (lambda ax: lambda a: a.sum(axis=ax))(ax),
-          (lambda ax: lambda xp, a: xp.sum(a, axis=ax))(ax), [((2, 3, 4),)]) for ax in AXES],
+    *[reduction_row("sum", ax) for ax in AXES],
     Row("sum", lambda a: a.sum(axis=1, keepdims=True),
         lambda xp, a: xp.sum(a, axis=1, keepdims=True), [((2, 3, 4),), ((3, 4),)]),
     Row("sum", lambda a: a.sum(), lambda xp, a: xp.sum(a), [((),), ((5,),)]),
-    *[Row("mean", (lambda ax: lambda a: a.mean(axis=ax))(ax),
-          (lambda ax: lambda xp, a: xp.mean(a, axis=ax))(ax), [((2, 3, 4),)]) for ax in AXES],
+    *[reduction_row("mean", ax) for ax in AXES],
     Row("mean", lambda a: a.mean(axis=(0, 1), keepdims=True),
         lambda xp, a: xp.mean(a, axis=(0, 1), keepdims=True), [((2, 3, 4),)]),
-    *[Row("max", (lambda ax: lambda a: a.max(axis=ax))(ax),
-          (lambda ax: lambda xp, a: xp.max(a, axis=ax))(ax), [((2, 3, 4),)]) for ax in AXES],
+    *[reduction_row("max", ax) for ax in AXES],
     Row("max", lambda a: a.max(axis=0, keepdims=True),
         lambda xp, a: xp.max(a, axis=0, keepdims=True), [((3, 4),)]),
-    *[Row("min", (lambda ax: lambda a: a.min(axis=ax))(ax),
-          (lambda ax: lambda xp, a: xp.min(a, axis=ax))(ax), [((2, 3, 4),)]) for ax in AXES],
+    *[reduction_row("min", ax) for ax in AXES],
     Row("var", lambda a: a.var(), lambda xp, a: xp.var(a), [((3, 4),), ((5,),)]),
     Row("var", lambda a: a.var(axis=1, ddof=1), lambda xp, a: xp.var(a, axis=1, ddof=1),
         [((3, 4),)]),
@@ -182,7 +186,8 @@ ROWS: list[Row] = [
     Row("broadcast_to", lambda a: a.broadcast_to((2, 3, 4)),
         lambda xp, a: xp.broadcast_to(a, (2, 3, 4)), [((3, 1),), ((4,),), ((),), ((2, 3, 4),)]),
     Row("concatenate", lambda a, b: ember.concatenate([a, b], axis=1),
-        lambda xp, a, b: xp.concatenate([a, b], axis=1), [((3, 2), (3, 4)), ((2, 1, 3), (2, 2, 3))]),
+        lambda xp, a, b: xp.concatenate([a, b], axis=1),
+        [((3, 2), (3, 4)), ((2, 1, 3), (2, 2, 3))]),
     Row("concatenate", lambda a, b: ember.concatenate([a, b, a]),
         lambda xp, a, b: xp.concatenate([a, b, a]), [((2,), (3,))]),
     Row("stack", lambda a, b: ember.stack([a, b]), lambda xp, a, b: xp.stack([a, b]),
@@ -330,3 +335,16 @@ def test_gradients_match_jax_grad(row, case):
         assert t.grad.shape == t.shape
         np.testing.assert_allclose(t.grad.numpy(), np.asarray(e), rtol=1e-9, atol=1e-11,
                                    err_msg=f"{row.name}: input {i}")
+
+
+def test_every_attached_tensor_method_is_declared_for_type_checkers():
+    import ast
+    import inspect
+    import sys
+
+    from ember.ops import METHODS
+
+    tree = ast.parse(inspect.getsource(sys.modules["ember.tensor"]))
+    declared = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    missing = sorted(set(METHODS) - declared)
+    assert not missing, f"declare these in Tensor's TYPE_CHECKING block (tensor.py): {missing}"

@@ -27,7 +27,7 @@ class Backend:
         raise NotImplementedError
 
     def owns(self, array: Any) -> bool:
-        """Whether ``array`` is an array of this backend (cached per type: this is on the hot path)."""
+        """Whether ``array`` is an array of this backend (cached per type: a hot path)."""
         t = type(array)
         known = self._owned.get(t)
         if known is None:

@@ -8,12 +8,13 @@ test suite holds one row per entry and fails when an op has none.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ember.function import Function
 from ember.tensor import Tensor
 
-__all__ = ["register", "REGISTRY", "PRIMITIVES", "NON_DIFFERENTIABLE"]
+__all__ = ["register", "REGISTRY", "PRIMITIVES", "NON_DIFFERENTIABLE", "METHODS"]
 
 #: name -> the public function (``ember.<name>``)
 REGISTRY: dict[str, Callable[..., Any]] = {}
@@ -21,6 +22,8 @@ REGISTRY: dict[str, Callable[..., Any]] = {}
 PRIMITIVES: dict[str, type[Function]] = {}
 #: names of ops whose result carries no gradient (comparisons, argmax…)
 NON_DIFFERENTIABLE: set[str] = set()
+#: Tensor attribute -> the op it calls (methods and operators attached by register)
+METHODS: dict[str, str] = {}
 
 _T = TypeVar("_T")
 
@@ -76,12 +79,12 @@ def register(
         REGISTRY[name] = fn
         if not differentiable:
             NON_DIFFERENTIABLE.add(name)
+        attached = {d: fn for d in dunders} | {d: _reflected(fn) for d in rdunders}
         if method:
-            setattr(Tensor, name if method is True else method, fn)
-        for d in dunders:
-            setattr(Tensor, d, fn)
-        for d in rdunders:
-            setattr(Tensor, d, _reflected(fn))
+            attached[name if method is True else method] = fn
+        for attr, f in attached.items():
+            setattr(Tensor, attr, f)
+            METHODS[attr] = name
         return obj
 
     return deco

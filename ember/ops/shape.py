@@ -3,7 +3,8 @@ flatten, squeeze, unsqueeze, swapaxes, stack, split (composites)."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ember import backend
 from ember.function import Function
