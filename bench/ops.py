@@ -22,9 +22,10 @@ Implementations, all measured in the same run:
 Before timing, every implementation's loss and gradients are checked against the hand-written
 NumPy ones. Timing is timeit-style: each implementation is warmed up and its iteration count
 calibrated so that one measurement lasts about ``TARGET_S``; then in each of ``--rounds`` rounds
-every implementation is measured once (in a rotating order, since these machines are shared and
-noisy). The table shows the median over rounds (and the range); each target ratio is the median
-of the per-round ratios, which cancels drift that affects neighbouring measurements alike.
+every implementation is measured once, in a different order each round (these machines are
+shared and noisy, and a measurement can be slowed by the thread pools of the one before it). The
+table shows the median over rounds (and the range); each target ratio is the median of the
+per-round ratios, which cancels drift that affects neighbouring measurements alike.
 
 Targets: ember-numpy no slower than PyTorch eager on the small expression (ratio <= 1.0) and
 within 1.1x of plain NumPy on the matmul chain.
@@ -38,6 +39,7 @@ steadier (single-threaded) numbers for all three.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import platform
@@ -65,11 +67,18 @@ except ImportError:  # optional: the comparison is skipped, ember never depends 
 SMALL_SHAPE = (32, 32)
 CHAIN_N = 512
 CHAIN_DEPTH = 3  # number of weight matrices: x @ w1 @ w2 @ w3
-TARGET_S = 0.3  # seconds per measurement (one implementation, one round)
+# Many short rounds rather than a few long ones: on a shared machine the load from other jobs
+# comes and goes within seconds (multi-threaded BLAS then runs several times slower), so only
+# measurements close in time can be compared, and the median of many per-round ratios shrugs off
+# the rounds where the load changed in between.
+ROUNDS = 12  # a multiple of 3! = 6: every order of the three implementations equally often
+TARGET_S = 0.1  # seconds per measurement (one implementation, one round)
+QUICK_ROUNDS = 3
 QUICK_TARGET_S = 0.02
-# Pause before each measurement: OpenBLAS worker threads busy-wait ~0.1 s after a NumPy matmul,
-# which on 2 cores would slow whatever is measured next (PyTorch, or the small expression).
-SETTLE_S = 0.15
+# Pause before each measurement: OpenBLAS worker threads busy-wait ~0.1 s after a NumPy matmul
+# and PyTorch's OpenMP threads for a while after its ops, which on 2 cores slows whatever is
+# measured next (a NumPy matmul chain measured right after PyTorch's ran ~40% slower).
+SETTLE_S = 0.12
 SMALL_TARGET = 1.0  # ember-numpy / PyTorch eager on the small expression
 CHAIN_TARGET = 1.1  # ember-numpy / plain NumPy on the matmul chain
 
@@ -266,20 +275,26 @@ def calibrate(impl: Impl, target_s: float, warmup: int, settle_s: float) -> None
 def run_rounds(works: list[Workload], rounds: int, settle_s: float) -> None:
     for r in range(rounds):
         for work in works:
-            k = r % len(work.impls)  # rotate the order so no implementation always goes first
-            for impl in work.impls[k:] + work.impls[:k]:
+            # Every permutation in turn, not a rotation: a rotation keeps who-follows-whom fixed,
+            # and what ran just before (thread pools still spinning) can slow a measurement.
+            orders = list(itertools.permutations(work.impls))
+            for impl in orders[r % len(orders)]:
                 time.sleep(settle_s)
                 t = timeit.Timer(impl.step).timeit(impl.number)
                 impl.times.append(t / impl.number)
 
 
-def ratio(work: Workload, num: str, den: str) -> float | None:
-    """Median over rounds of time(num) / time(den); None when ``den`` was not run."""
+def ratio(work: Workload, num: str, den: str) -> tuple[float, float, float] | None:
+    """Median and quartiles over rounds of time(num) / time(den); None when one was not run."""
     by_name = {i.name: i for i in work.impls}
     if num not in by_name or den not in by_name:
         return None
     pairs = zip(by_name[num].times, by_name[den].times, strict=True)
-    return statistics.median(a / b for a, b in pairs)
+    ratios = sorted(a / b for a, b in pairs)
+    if len(ratios) < 2:
+        return ratios[0], ratios[0], ratios[0]
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return statistics.median(ratios), q1, q3
 
 
 def fmt_time(impl: Impl | None, scale: float) -> str:
@@ -303,34 +318,34 @@ def report(works: list[Workload], rounds: int) -> None:
         print(f"{name:<24}" + "".join(cells))
 
     small, chain = works
-    print("\ntargets (median of per-round ratios):")
-    r = ratio(small, "ember-numpy", "PyTorch eager")
-    if r is None:
-        print(f"  small expr  ember-numpy / PyTorch eager  n/a   (target <= {SMALL_TARGET:.2f}: "
-              f"PyTorch not installed)")
-    else:
-        verdict = "met" if r <= SMALL_TARGET else "NOT met"
-        print(f"  small expr  ember-numpy / PyTorch eager  {r:.2f}  "
-              f"(target <= {SMALL_TARGET:.2f}: {verdict})")
-    r = ratio(chain, "ember-numpy", "plain NumPy (by hand)")
-    assert r is not None
-    verdict = "met" if r <= CHAIN_TARGET else "NOT met"
-    print(f"  matmul      ember-numpy / plain NumPy    {r:.2f}  "
-          f"(target <= {CHAIN_TARGET:.2f}: {verdict})")
+    print("\ntargets (median of per-round ratios [quartiles]):")
+    rows = [
+        ("small expr", small, "PyTorch eager", SMALL_TARGET),
+        ("matmul", chain, "plain NumPy (by hand)", CHAIN_TARGET),
+    ]
+    for label, work, den, target in rows:
+        r = ratio(work, "ember-numpy", den)
+        head = f"  {label:<11} ember-numpy / {den:<22}"
+        if r is None:
+            print(f"{head} n/a               (target <= {target:.2f}: {den} not installed)")
+            continue
+        med, q1, q3 = r
+        verdict = "met" if med <= target else "NOT met"
+        print(f"{head} {med:.2f} [{q1:.2f}-{q3:.2f}]  (target <= {target:.2f}: {verdict})")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=None,
-                        help="rounds of interleaved measurements (default 5, 3 with --quick)")
+                        help=f"rounds of interleaved measurements (default {ROUNDS}, "
+                             f"{QUICK_ROUNDS} with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help="short measurements: a smoke test that finishes in seconds")
     args = parser.parse_args(argv)
-    rounds = args.rounds if args.rounds is not None else (3 if args.quick else 5)
+    rounds = args.rounds if args.rounds is not None else (QUICK_ROUNDS if args.quick else ROUNDS)
     if rounds < 1:
         parser.error("--rounds must be at least 1")
     target_s = QUICK_TARGET_S if args.quick else TARGET_S
-    settle_s = 0.0 if args.quick else SETTLE_S
 
     ember.set_backend("numpy")  # explicit: EMBER_BACKEND=jax in the environment must not leak in
     rng = np.random.default_rng(0)
@@ -356,8 +371,8 @@ def main(argv: list[str] | None = None) -> None:
 
     for work in works:
         for impl in work.impls:
-            calibrate(impl, target_s, warmup=1 if args.quick else 3, settle_s=settle_s)
-    run_rounds(works, rounds, settle_s)
+            calibrate(impl, target_s, warmup=1 if args.quick else 3, settle_s=SETTLE_S)
+    run_rounds(works, rounds, SETTLE_S)
     report(works, rounds)
 
 
