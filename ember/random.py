@@ -1,9 +1,12 @@
 """ember's own random stream: seeded by ``ember.manual_seed``, never NumPy's global state.
 
-Draws are counter-based: the n-th draw after ``manual_seed(s)`` uses the key ``fold_in(key(s), n)``
-of the active backend, so a program that makes the same draws in the same order gets the same
-numbers on the same backend. :func:`key_for` derives a key from the seed and a name (a parameter's
-path), independent of how many draws came before.
+The stream's state is one key array of the active backend; each draw splits it into a new state
+and a key for the draw. Because the state is an array, ``ember.jit`` carries it into and out of a
+compiled step like any other state, so draws inside a compiled function differ from step to step.
+After ``manual_seed(s)``, a program that makes the same draws in the same order gets the same
+numbers on the same backend; switching backend restarts the stream from the seed.
+:func:`key_for` derives a key from the seed and a name (a parameter's path), independent of how
+many draws came before.
 
 Example:
     >>> import ember
@@ -21,18 +24,18 @@ from typing import Any
 
 from ember import backend
 
-__all__ = ["manual_seed", "initial_seed", "next_key", "key_for"]
+__all__ = ["manual_seed", "initial_seed", "next_key", "key_for", "get_state", "set_state"]
 
 _seed = 0
-_counter = 0
+_key: Any = None  # the stream's state: a key array of the active backend (made lazily)
 
 
 def manual_seed(seed: int) -> None:
-    """Seed ember's random stream (parameter init, ``rand``/``randn``, dropout masks)."""
-    global _seed, _counter
+    """Seed ember's random stream (parameter init, ``rand``/``randn``, dropout keys)."""
+    global _seed, _key
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"manual_seed expects a non-negative integer, got {seed!r}")
-    _seed, _counter = seed, 0
+    _seed, _key = seed, None
 
 
 def initial_seed() -> int:
@@ -40,13 +43,27 @@ def initial_seed() -> int:
     return _seed
 
 
-def next_key() -> Any:
-    """A fresh key from the stream (advances it by one)."""
-    global _counter
+def get_state() -> Any:
+    """The stream's current key array (what a checkpoint or a compiled step carries)."""
+    global _key
     bk = backend.get()
-    key = bk.fold_in(bk.key(_seed), _counter)
-    _counter += 1
-    return key
+    if _key is None or not bk.owns(_key):
+        _key = bk.key(_seed)
+    return _key
+
+
+def set_state(key: Any) -> None:
+    """Restore the stream from a key array returned by :func:`get_state`."""
+    global _key
+    _key = key
+
+
+def next_key() -> Any:
+    """A fresh key from the stream (advances it by one split)."""
+    global _key
+    keys = backend.get().split(get_state(), 2)
+    _key = keys[0]
+    return keys[1]
 
 
 def key_for(name: str) -> Any:
