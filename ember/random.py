@@ -66,7 +66,8 @@ def next_key() -> Any:
     return keys[1]
 
 
-def key_for(name: str) -> Any:
-    """A key derived from the current seed and ``name`` alone (e.g. a parameter's path)."""
+def key_for(name: str, seed: int | None = None) -> Any:
+    """A key derived from ``seed`` (default: the current one) and ``name`` alone (e.g. a
+    parameter's path), independent of the draws made before."""
     bk = backend.get()
-    return bk.fold_in(bk.key(_seed), zlib.crc32(name.encode("utf-8")))
+    return bk.fold_in(bk.key(_seed if seed is None else seed), zlib.crc32(name.encode("utf-8")))

@@ -260,6 +260,98 @@ def inputs_for(row: Row, case: tuple[tuple[int, ...], ...], seed: int) -> list[n
     return arrays
 
 
+# -- convolution, pooling, dropout and the fused losses (ember/ops/conv.py, dropout.py, loss.py) --
+# The references are written independently of ember's kernels: a shift-and-add over the kernel
+# offsets, which jax differentiates on its own for the jax.vjp oracle.
+
+
+def pad_hw(xp: Any, x: Any, pads: Any, value: float = 0.0) -> Any:
+    return xp.pad(x, ((0, 0), (0, 0), *pads), constant_values=value)
+
+
+def conv_ref(xp: Any, x: Any, w: Any, b: Any = None, stride: Any = (1, 1),
+             pads: Any = ((0, 0), (0, 0)), dil: Any = (1, 1)) -> Any:
+    xpad = pad_hw(xp, x, pads)
+    kh, kw = w.shape[2:]
+    p = (xpad.shape[2] - dil[0] * (kh - 1) - 1) // stride[0] + 1
+    q = (xpad.shape[3] - dil[1] * (kw - 1) - 1) // stride[1] + 1
+    out = 0
+    for i in range(kh):
+        for j in range(kw):
+            part = xpad[:, :, i * dil[0]: i * dil[0] + stride[0] * (p - 1) + 1: stride[0],
+                        j * dil[1]: j * dil[1] + stride[1] * (q - 1) + 1: stride[1]]
+            out = out + xp.einsum("nchw,oc->nohw", part, w[:, :, i, j])
+    return out if b is None else out + b.reshape(1, -1, 1, 1)
+
+
+def pool_ref(xp: Any, x: Any, kernel: Any, stride: Any, pad: Any, kind: str) -> Any:
+    xpad = pad_hw(xp, x, ((pad[0], pad[0]), (pad[1], pad[1])), -np.inf if kind == "max" else 0.0)
+    p = (xpad.shape[2] - kernel[0]) // stride[0] + 1
+    q = (xpad.shape[3] - kernel[1]) // stride[1] + 1
+    parts = [xpad[:, :, i: i + stride[0] * (p - 1) + 1: stride[0],
+                  j: j + stride[1] * (q - 1) + 1: stride[1]]
+             for i in range(kernel[0]) for j in range(kernel[1])]
+    if kind == "max":
+        out = parts[0]
+        for part in parts[1:]:
+            out = xp.maximum(out, part)
+        return out
+    return sum(parts[1:], parts[0]) / (kernel[0] * kernel[1])
+
+
+def dropout_ref(xp: Any, x: Any, p: float, seed: int) -> Any:
+    bk = ember.backend.get()  # the same draw as ember's, made by the active backend
+    keep = bk.to_numpy(bk.uniform(bk.key(seed), tuple(x.shape), x.dtype)) >= p
+    return x * (keep.astype(x.dtype) * (1.0 / (1.0 - p)))
+
+
+SCE_LABELS = {(3,): np.array([0, 3, 1]), (2, 3): np.array([[1, 0, 2], [3, 3, 0]])}
+
+ROWS += [
+    Row("conv2d", lambda x, w: ember.conv2d(x, w), lambda xp, x, w: conv_ref(xp, x, w),
+        [((2, 3, 5, 5), (4, 3, 3, 3)), ((1, 2, 6, 5), (3, 2, 2, 3))]),
+    Row("conv2d", lambda x, w, b: ember.conv2d(x, w, b, stride=2, padding=1, dilation=2),
+        lambda xp, x, w, b: conv_ref(xp, x, w, b, (2, 2), ((1, 1), (1, 1)), (2, 2)),
+        [((2, 3, 5, 5), (4, 3, 3, 3), (4,)), ((1, 2, 6, 7), (3, 2, 2, 3), (3,))]),
+    Row("conv2d", lambda x, w: ember.conv2d(x, w, padding="same"),  # even kernel: pad (0, 1)
+        lambda xp, x, w: conv_ref(xp, x, w, pads=((0, 1), (1, 1))),
+        [((1, 2, 5, 4), (3, 2, 2, 3))]),
+    Row("conv2d", lambda x, w: ember.conv2d(x, w, padding="same", dilation=2),
+        lambda xp, x, w: conv_ref(xp, x, w, pads=((1, 1), (2, 2)), dil=(2, 2)),
+        [((1, 2, 5, 5), (2, 2, 2, 3))]),
+    Row("conv2d", lambda x, w: ember.conv2d(x, w, stride=(2, 1), padding=((1, 0), (2, 1))),
+        lambda xp, x, w: conv_ref(xp, x, w, stride=(2, 1), pads=((1, 0), (2, 1))),
+        [((2, 2, 5, 4), (3, 2, 3, 2))]),
+    Row("max_pool2d", lambda x: ember.max_pool2d(x, 3, stride=2, padding=1),  # overlapping
+        lambda xp, x: pool_ref(xp, x, (3, 3), (2, 2), (1, 1), "max"), [((2, 3, 5, 5),)]),
+    Row("max_pool2d", lambda x: ember.max_pool2d(x, 2), lambda xp, x: pool_ref(
+        xp, x, (2, 2), (2, 2), (0, 0), "max"), [((2, 2, 4, 4),), ((1, 3, 5, 3),)]),
+    Row("max_pool2d", lambda x: ember.max_pool2d(x, (2, 3), stride=1, padding=(1, 0)),
+        lambda xp, x: pool_ref(xp, x, (2, 3), (1, 1), (1, 0), "max"), [((1, 2, 4, 5),)]),
+    Row("avg_pool2d", lambda x: ember.avg_pool2d(x, 3, stride=2, padding=1),
+        lambda xp, x: pool_ref(xp, x, (3, 3), (2, 2), (1, 1), "avg"), [((2, 3, 5, 5),)]),
+    Row("avg_pool2d", lambda x: ember.avg_pool2d(x, 2), lambda xp, x: pool_ref(
+        xp, x, (2, 2), (2, 2), (0, 0), "avg"), [((2, 2, 4, 4),), ((1, 3, 5, 3),)]),
+    Row("avg_pool2d", lambda x: ember.avg_pool2d(x, (2, 3), stride=(1, 2), padding=(1, 1)),
+        lambda xp, x: pool_ref(xp, x, (2, 3), (1, 2), (1, 1), "avg"), [((1, 2, 4, 5),)]),
+    Row("dropout", lambda x: ember.dropout(x, 0.3, ember.backend.get().key(7)),
+        lambda xp, x: dropout_ref(xp, x, 0.3, 7), [((4, 5),), ((2, 3, 4),)]),
+    Row("dropout", lambda x: ember.dropout(x.tanh(), 0.75, ember.backend.get().key(1)),
+        lambda xp, x: dropout_ref(xp, xp.tanh(x), 0.75, 1), [((20,),)]),
+    Row("softmax_cross_entropy",
+        lambda a: ember.softmax_cross_entropy(a, SCE_LABELS[a.shape[:-1]]),
+        lambda xp, a: -xp.take_along_axis(log_softmax_ref(xp, a),
+                                          SCE_LABELS[a.shape[:-1]][..., None], axis=-1)[..., 0],
+        [((3, 4),), ((2, 3, 4),)]),
+    Row("softmax_cross_entropy", lambda a, b: ember.softmax_cross_entropy(a, b.softmax()),
+        lambda xp, a, b: -xp.sum(softmax_ref(xp, b) * log_softmax_ref(xp, a), axis=-1),
+        [((3, 4), (3, 4)), ((2, 3, 4), (2, 3, 4))]),
+    Row("binary_cross_entropy_with_logits",
+        lambda a, b: ember.binary_cross_entropy_with_logits(a, b.sigmoid()),
+        lambda xp, a, b: xp.logaddexp(0.0, a) - a / (1 + xp.exp(-b)), BINARY, domain="wide"),
+]
+
+
 CASES = [
     pytest.param(row, case, id=f"{row.name}-{i}-{j}")
     for i, row in enumerate(ROWS)

@@ -71,3 +71,57 @@ class Backend:
     def normal(self, key: Any, shape: tuple[int, ...], dtype: Any) -> Any:
         """Standard normal draws."""
         raise NotImplementedError
+
+    # -- convolution and pooling (NCHW); ember/ops/conv.py normalises the arguments -------------
+    # ``stride`` and ``dilation`` are pairs (rows, columns); ``padding`` is ((top, bottom),
+    # (left, right)); ``kernel`` is (KH, KW).
+    def conv2d(
+        self, x: Any, w: Any, stride: tuple[int, int], padding: Any, dilation: tuple[int, int]
+    ) -> tuple[Any, Any]:
+        """Cross-correlate ``x`` (N, C, H, W) with ``w`` (O, C, KH, KW).
+
+        Returns the output (N, O, P, Q) and what :meth:`conv2d_weight_grad` needs (the input, or
+        its unfolded columns on NumPy), so that the weight gradient does not unfold it again.
+        """
+        raise NotImplementedError
+
+    def conv2d_input_grad(
+        self, g: Any, w: Any, x_shape: tuple[int, ...], stride: tuple[int, int], padding: Any,
+        dilation: tuple[int, int],
+    ) -> Any:
+        """The gradient of :meth:`conv2d` with respect to its input (a transposed convolution)."""
+        raise NotImplementedError
+
+    def conv2d_weight_grad(
+        self, g: Any, saved: Any, w_shape: tuple[int, ...], stride: tuple[int, int], padding: Any,
+        dilation: tuple[int, int],
+    ) -> Any:
+        """The gradient of :meth:`conv2d` with respect to its weight; ``saved`` is its second
+        result."""
+        raise NotImplementedError
+
+    def max_pool2d(
+        self, x: Any, kernel: tuple[int, int], stride: tuple[int, int], padding: Any
+    ) -> Any:
+        """The maximum over each window (padding counts as -inf)."""
+        raise NotImplementedError
+
+    def max_pool2d_grad(
+        self, g: Any, x: Any, kernel: tuple[int, int], stride: tuple[int, int], padding: Any
+    ) -> Any:
+        """Route each window's gradient to its first maximal element (row-major order within
+        the window, as PyTorch); overlapping windows accumulate."""
+        raise NotImplementedError
+
+    def avg_pool2d(
+        self, x: Any, kernel: tuple[int, int], stride: tuple[int, int], padding: Any
+    ) -> Any:
+        """The mean over each window, padding counted as zeros (``count_include_pad=True``)."""
+        raise NotImplementedError
+
+    def avg_pool2d_grad(
+        self, g: Any, x_shape: tuple[int, ...], kernel: tuple[int, int],
+        stride: tuple[int, int], padding: Any,
+    ) -> Any:
+        """The gradient of :meth:`avg_pool2d`: each window's gradient spread evenly over it."""
+        raise NotImplementedError

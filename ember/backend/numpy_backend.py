@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ember.backend.base import Backend
 
@@ -25,6 +26,48 @@ def _is_basic_index(index: Any) -> bool:
             continue
         return False
     return True
+
+
+def _pad2d(x: np.ndarray, padding: Any, value: float = 0.0) -> np.ndarray:
+    """``x`` (N, C, H, W) with ``padding`` ((top, bottom), (left, right)) rows and columns."""
+    (top, bottom), (left, right) = padding
+    if not (top or bottom or left or right):
+        return x
+    n, c, h, w = x.shape
+    out = np.full((n, c, h + top + bottom, w + left + right), value, dtype=x.dtype)
+    out[:, :, top : top + h, left : left + w] = x  # a fresh array, filled once
+    return out
+
+
+def _windows(xpad: np.ndarray, kernel: Any, stride: Any, dilation: Any) -> np.ndarray:
+    """A strided view (N, C, P, Q, KH, KW) of every window of ``xpad``: no copy."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    view = sliding_window_view(xpad, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))
+    return view[:, :, ::sh, ::sw, ::dh, ::dw]
+
+
+def _scatter_windows(
+    parts: Any, padded_shape: tuple[int, ...], dtype: Any, kernel: Any, stride: Any,
+    dilation: Any, padding: Any,
+) -> np.ndarray:
+    """col2im: add ``parts(i, j)`` (N, C, P, Q) at the windows' offset (i, j) of a zero array of
+    ``padded_shape``, one whole-array add per kernel offset; then crop the padding."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    out = np.zeros(padded_shape, dtype)
+    for i in range(kh):
+        for j in range(kw):
+            part = parts(i, j)
+            p, q = part.shape[2:]
+            out[:, :, i * dh : i * dh + sh * (p - 1) + 1 : sh,
+                j * dw : j * dw + sw * (q - 1) + 1 : sw] += part
+    (top, bottom), (left, right) = padding
+    return out[:, :, top : padded_shape[2] - bottom, left : padded_shape[3] - right]
+
+
+def _lowest(dtype: Any) -> Any:
+    """The padding value of max pooling: -inf, or the smallest integer."""
+    dtype = np.dtype(dtype)
+    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
 
 
 class NumpyBackend(Backend):
@@ -72,3 +115,65 @@ class NumpyBackend(Backend):
         draw_dtype = dtype if dtype in (np.float32, np.float64) else np.float64
         gen = self._generator(key)
         return gen.standard_normal(shape, dtype=draw_dtype).astype(dtype, copy=False)
+
+    # -- convolution: im2col over a strided view, one matmul per call -----------------------------
+    def conv2d(self, x: Any, w: Any, stride: Any, padding: Any, dilation: Any) -> Any:
+        n = x.shape[0]
+        o, c, kh, kw = w.shape
+        win = _windows(_pad2d(x, padding), (kh, kw), stride, dilation)
+        p, q = win.shape[2:4]
+        # Columns as (C*KH*KW, N*P*Q): this copy reads whole image rows, about 5x faster than
+        # the (N*P*Q, C*KH*KW) order. Kept for the weight gradient.
+        cols = win.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, n * p * q)
+        out = (w.reshape(o, -1) @ cols).reshape(o, n, p, q)
+        return out.transpose(1, 0, 2, 3), cols
+
+    def conv2d_input_grad(
+        self, g: Any, w: Any, x_shape: tuple[int, ...], stride: Any, padding: Any,
+        dilation: Any,
+    ) -> Any:
+        n, c, h, wd = x_shape
+        o, _, kh, kw = w.shape
+        p, q = g.shape[2:]
+        g_t = g.transpose(1, 0, 2, 3).reshape(o, n * p * q)
+        dcols = (w.reshape(o, -1).T @ g_t).reshape(c, kh, kw, n, p, q)
+        (top, bottom), (left, right) = padding
+        # scattered in (C, N, H, W) order, where each offset's slice of dcols is contiguous
+        dx = _scatter_windows(lambda i, j: dcols[:, i, j],
+                              (c, n, h + top + bottom, wd + left + right), dcols.dtype,
+                              (kh, kw), stride, dilation, padding)
+        return dx.transpose(1, 0, 2, 3)
+
+    def conv2d_weight_grad(
+        self, g: Any, saved: Any, w_shape: tuple[int, ...], stride: Any, padding: Any,
+        dilation: Any,
+    ) -> Any:
+        o = w_shape[0]
+        g_t = g.transpose(1, 0, 2, 3).reshape(o, -1)
+        return (g_t @ saved.T).reshape(w_shape)
+
+    # -- pooling: a reduction over the strided window view; backward scatters per offset ---------
+    def max_pool2d(self, x: Any, kernel: Any, stride: Any, padding: Any) -> Any:
+        win = _windows(_pad2d(x, padding, _lowest(x.dtype)), kernel, stride, (1, 1))
+        return win.max(axis=(4, 5))
+
+    def max_pool2d_grad(self, g: Any, x: Any, kernel: Any, stride: Any, padding: Any) -> Any:
+        xpad = _pad2d(x, padding, _lowest(x.dtype))
+        win = _windows(xpad, kernel, stride, (1, 1))
+        n, c, p, q, kh, kw = win.shape
+        first = win.reshape(n, c, p, q, kh * kw).argmax(axis=-1)  # the first maximum
+        zero = np.zeros((), g.dtype)
+        return _scatter_windows(lambda i, j: np.where(first == i * kw + j, g, zero),
+                                xpad.shape, g.dtype, kernel, stride, (1, 1), padding)
+
+    def avg_pool2d(self, x: Any, kernel: Any, stride: Any, padding: Any) -> Any:
+        return _windows(_pad2d(x, padding), kernel, stride, (1, 1)).mean(axis=(4, 5))
+
+    def avg_pool2d_grad(
+        self, g: Any, x_shape: tuple[int, ...], kernel: Any, stride: Any, padding: Any
+    ) -> Any:
+        n, c, h, w = x_shape
+        (top, bottom), (left, right) = padding
+        share = g / (kernel[0] * kernel[1])
+        return _scatter_windows(lambda i, j: share, (n, c, h + top + bottom, w + left + right),
+                                share.dtype, kernel, stride, (1, 1), padding)

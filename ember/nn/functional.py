@@ -1,0 +1,384 @@
+"""Functional forms, PyTorch's ``F.*`` style: losses, convolution, pooling, dropout, activations.
+
+Losses take ``(pred, target, reduction="mean")`` with ``reduction`` one of ``"mean"``, ``"sum"``
+or ``"none"``. With ``"none"``, elementwise losses (MSE, MAE, Huber, binary cross-entropy) keep
+the input's shape and the class-axis losses (categorical, sparse, softmax cross-entropy, KL
+divergence) give one value per example. Classes are on the last axis. Predictions and targets must
+have the same shape (integer labels: the predictions' shape without the class axis); a mismatch,
+a label out of range or a label that is not a whole number raises a ValueError that names the
+loss, the shapes and the bad value.
+
+Every loss is finite, with finite gradients, for probabilities of exactly 0 and 1 (they are
+clipped to ``[epsilon, 1 - epsilon]``, as Keras does) and for logits of +-1e4 (the ``from_logits``
+forms use the fused ops ``ember.softmax_cross_entropy`` and
+``ember.binary_cross_entropy_with_logits``).
+
+Example:
+    >>> import ember
+    >>> import ember.nn.functional as F
+    >>> F.mse_loss(ember.tensor([1.0, 2.0]), ember.tensor([1.0, 4.0])).item()
+    2.0
+    >>> round(F.cross_entropy(ember.tensor([[2.0, 0.0]]), [0]).item(), 4)
+    0.1269
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ember import backend
+from ember import random as _random
+from ember.ops import REGISTRY
+from ember.ops.activation import gelu
+from ember.ops.conv import avg_pool2d, conv2d, max_pool2d
+from ember.ops.dropout import dropout as _dropout
+from ember.ops.loss import SoftmaxCrossEntropy, check_labels, softmax_cross_entropy
+from ember.tensor import Tensor, as_array
+
+__all__ = [
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "global_avg_pool2d",
+    "dropout",
+    "relu",
+    "leaky_relu",
+    "sigmoid",
+    "tanh",
+    "softplus",
+    "gelu",
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "mse_loss",
+    "l1_loss",
+    "huber_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
+    "softmax_cross_entropy",
+    "cross_entropy",
+    "kl_divergence",
+    "REDUCTIONS",
+]
+
+REDUCTIONS = ("mean", "sum", "none")
+
+# the activations and the fused BCE op, as registered (``ember.relu`` is ``F.relu``)
+relu = REGISTRY["relu"]
+leaky_relu = REGISTRY["leaky_relu"]
+sigmoid = REGISTRY["sigmoid"]
+tanh = REGISTRY["tanh"]
+softplus = REGISTRY["softplus"]
+softmax = REGISTRY["softmax"]
+log_softmax = REGISTRY["log_softmax"]
+logsumexp = REGISTRY["logsumexp"]
+binary_cross_entropy_with_logits = REGISTRY["binary_cross_entropy_with_logits"]
+
+
+# -- layers as functions ---------------------------------------------------------------------------
+
+def global_avg_pool2d(x: Tensor, keepdims: bool = False) -> Tensor:
+    """The mean over the spatial axes of NCHW input: (N, C), or (N, C, 1, 1) with ``keepdims``.
+
+    Example:
+        >>> import ember
+        >>> import ember.nn.functional as F
+        >>> F.global_avg_pool2d(ember.ones(2, 3, 4, 4)).shape
+        (2, 3)
+    """
+    if x.ndim != 4:
+        raise ValueError(f"global_avg_pool2d: expected a 4-d input (N, C, H, W), got shape "
+                         f"{tuple(x.shape)}")
+    return x.mean(axis=(2, 3), keepdims=keepdims)
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, key: Any = None) -> Tensor:
+    """Inverted dropout (see ``ember.dropout``); the identity when ``training`` is False.
+
+    Without ``key``, the mask is drawn from ember's seeded stream (``ember.random.next_key()``);
+    a compiled step should pass its key explicitly (or use ``nn.Dropout``, which keeps one).
+
+    Example:
+        >>> import ember
+        >>> import ember.nn.functional as F
+        >>> F.dropout(ember.ones(3), 0.5, training=False).tolist()
+        [1.0, 1.0, 1.0]
+    """
+    if not training:
+        return x
+    if key is None and p != 0:
+        key = _random.next_key()
+    return _dropout(x, p, key)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+def _tensor(value: Any) -> Tensor:
+    return value if isinstance(value, Tensor) else Tensor._make(as_array(value), False, None)
+
+
+def _target_like(pred: Tensor, target: Any) -> Tensor:
+    """``target`` as a tensor; a constant one takes the predictions' floating dtype."""
+    t = _tensor(target)
+    if not t.requires_grad and t.dtype != pred.dtype and pred.dtype.kind == "f":
+        t = Tensor._make(t.data.astype(pred.dtype), False, None)
+    return t
+
+
+def _check_reduction(who: str, reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{who}: reduction must be one of {', '.join(map(repr, REDUCTIONS))}, "
+                         f"got {reduction!r}")
+
+
+def _reduce(loss: Tensor, reduction: str, who: str) -> Tensor:
+    _check_reduction(who, reduction)
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def _same_shape(who: str, pred: Tensor, target: Tensor) -> None:
+    if tuple(pred.shape) != tuple(target.shape):
+        raise ValueError(f"{who}: predictions of shape {tuple(pred.shape)} and targets of shape "
+                         f"{tuple(target.shape)} differ; they must have the same shape")
+
+
+def _class_axis(who: str, pred: Tensor) -> int:
+    if pred.ndim == 0:
+        raise ValueError(f"{who}: predictions need a class axis (the last one), got a 0-d tensor")
+    return int(pred.shape[-1])
+
+
+def _labels(who: str, pred: Tensor, labels: Any) -> Tensor:
+    """Integer labels of shape ``pred.shape[:-1]`` (a trailing axis of 1 is dropped), checked."""
+    n = _class_axis(who, pred)
+    lab = _tensor(labels)
+    shape = tuple(pred.shape)
+    if tuple(lab.shape) == shape[:-1] + (1,) and len(shape) > 1:
+        lab = Tensor._make(lab.data.reshape(shape[:-1]), False, None)
+    if tuple(lab.shape) != shape[:-1]:
+        raise ValueError(f"{who}: labels of shape {tuple(lab.shape)} do not match predictions of "
+                         f"shape {shape}; expected integer class indices of shape {shape[:-1]}")
+    check_labels(who, lab.data, n, tuple(lab.shape), shape)
+    if lab.dtype.kind not in "iu":
+        lab = Tensor._make(lab.data.astype(backend.int64), False, None)
+    return lab
+
+
+def _onehot(labels: Tensor, n: int, dtype: Any) -> Any:
+    xp = backend.get().xp
+    return (labels.data[..., None] == xp.arange(n)).astype(dtype)
+
+
+def _clip_eps(who: str, epsilon: float) -> float:
+    if not 0 <= epsilon < 0.5:
+        raise ValueError(f"{who}: epsilon must be in [0, 0.5), got {epsilon!r}")
+    return float(epsilon)
+
+
+# -- losses: the implementations take ``who``, the name their errors give --------------------------
+
+def _mse(pred: Tensor, target: Any, reduction: str, who: str) -> Tensor:
+    _check_reduction(who, reduction)
+    t = _target_like(pred, target)
+    _same_shape(who, pred, t)
+    d = pred - t
+    return _reduce(d * d, reduction, who)
+
+
+def _mae(pred: Tensor, target: Any, reduction: str, who: str) -> Tensor:
+    _check_reduction(who, reduction)
+    t = _target_like(pred, target)
+    _same_shape(who, pred, t)
+    return _reduce((pred - t).abs(), reduction, who)
+
+
+def _huber(pred: Tensor, target: Any, delta: float, reduction: str, who: str) -> Tensor:
+    _check_reduction(who, reduction)
+    if not delta > 0:
+        raise ValueError(f"{who}: delta must be positive, got {delta!r}")
+    t = _target_like(pred, target)
+    _same_shape(who, pred, t)
+    a = (pred - t).abs()
+    q = a.minimum(delta)  # quadratic up to delta, linear beyond: 0.5 q^2 + delta (|d| - q)
+    return _reduce(0.5 * q * q + delta * (a - q), reduction, who)
+
+
+def _bce(pred: Tensor, target: Any, from_logits: bool, epsilon: float, reduction: str,
+         who: str) -> Tensor:
+    _check_reduction(who, reduction)
+    t = _target_like(pred, target)
+    _same_shape(who, pred, t)
+    if from_logits:
+        loss = binary_cross_entropy_with_logits(pred, t)
+    else:
+        eps = _clip_eps(who, epsilon)
+        p = pred.clip(eps, 1 - eps)
+        loss = -(t * p.log() + (1 - t) * (1 - p).log())
+    return _reduce(loss, reduction, who)
+
+
+def _cce(pred: Tensor, target: Any, from_logits: bool, epsilon: float, reduction: str,
+         who: str) -> Tensor:
+    _check_reduction(who, reduction)
+    _class_axis(who, pred)
+    t = _target_like(pred, target)
+    _same_shape(who, pred, t)
+    if from_logits:
+        loss = SoftmaxCrossEntropy.apply(pred, t)
+    else:
+        eps = _clip_eps(who, epsilon)
+        p = (pred / pred.sum(axis=-1, keepdims=True)).clip(eps, 1 - eps)
+        loss = -(t * p.log()).sum(axis=-1)
+    return _reduce(loss, reduction, who)
+
+
+def _sparse(pred: Tensor, labels: Any, from_logits: bool, epsilon: float, reduction: str,
+            who: str) -> Tensor:
+    _check_reduction(who, reduction)
+    lab = _labels(who, pred, labels)
+    if from_logits:
+        loss = SoftmaxCrossEntropy.apply(pred, lab)
+    else:
+        eps = _clip_eps(who, epsilon)
+        p = (pred / pred.sum(axis=-1, keepdims=True)).clip(eps, 1 - eps)
+        loss = -(p.log() * _onehot(lab, pred.shape[-1], pred.dtype)).sum(axis=-1)
+    return _reduce(loss, reduction, who)
+
+
+def _softmax_ce(logits: Tensor, labels: Any, reduction: str, who: str) -> Tensor:
+    _check_reduction(who, reduction)
+    _class_axis(who, logits)
+    lab = _tensor(labels)
+    if lab.dtype.kind == "f" and tuple(lab.shape) == tuple(logits.shape):
+        loss = SoftmaxCrossEntropy.apply(logits, _target_like(logits, lab))
+    else:
+        loss = SoftmaxCrossEntropy.apply(logits, _labels(who, logits, lab))
+    return _reduce(loss, reduction, who)
+
+
+def _kl(pred: Tensor, target: Any, epsilon: float, reduction: str, who: str) -> Tensor:
+    _check_reduction(who, reduction)
+    _class_axis(who, pred)
+    t = _target_like(pred, target)
+    _same_shape(who, pred, t)
+    eps = _clip_eps(who, epsilon)
+    tc, pc = t.clip(eps, 1), pred.clip(eps, 1)
+    return _reduce((tc * (tc.log() - pc.log())).sum(axis=-1), reduction, who)
+
+
+# -- the public functions --------------------------------------------------------------------------
+
+def mse_loss(pred: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Mean squared error ``(pred - target)^2``.
+
+    Example:
+        >>> import ember
+        >>> import ember.nn.functional as F
+        >>> F.mse_loss(ember.tensor([0.0, 1.0]), [1.0, 1.0], reduction="none").tolist()
+        [1.0, 0.0]
+    """
+    return _mse(pred, target, reduction, "mse_loss")
+
+
+def l1_loss(pred: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Mean absolute error ``|pred - target|`` (Keras: MAE).
+
+    Example:
+        >>> import ember
+        >>> import ember.nn.functional as F
+        >>> F.l1_loss(ember.tensor([0.0, 3.0]), [1.0, 1.0]).item()
+        1.5
+    """
+    return _mae(pred, target, reduction, "l1_loss")
+
+
+def huber_loss(pred: Tensor, target: Any, delta: float = 1.0, reduction: str = "mean") -> Tensor:
+    """Huber loss: ``0.5 d^2`` where ``|d| <= delta``, else ``delta * (|d| - 0.5 delta)``.
+
+    Example:
+        >>> import ember
+        >>> import ember.nn.functional as F
+        >>> F.huber_loss(ember.tensor([0.5, 3.0]), [0.0, 0.0], reduction="none").tolist()
+        [0.125, 2.5]
+    """
+    return _huber(pred, target, delta, reduction, "huber_loss")
+
+
+def binary_cross_entropy(pred: Tensor, target: Any, from_logits: bool = False,
+                         epsilon: float = 1e-7, reduction: str = "mean") -> Tensor:
+    """Binary cross-entropy of probabilities (clipped to [epsilon, 1 - epsilon]) or logits.
+
+    Example:
+        >>> import ember
+        >>> import ember.nn.functional as F
+        >>> round(F.binary_cross_entropy(ember.tensor([1.0, 0.0]), [1.0, 1.0]).item(), 4)
+        8.059
+    """
+    return _bce(pred, target, from_logits, epsilon, reduction, "binary_cross_entropy")
+
+
+def categorical_crossentropy(pred: Tensor, target: Any, from_logits: bool = False,
+                             epsilon: float = 1e-7, reduction: str = "mean") -> Tensor:
+    """Cross-entropy with one-hot or probability targets of the predictions' shape.
+
+    Probabilities are renormalised over the last axis and clipped to [epsilon, 1 - epsilon]
+    (Keras); with ``from_logits`` the predictions are logits (fused, exact).
+
+    Example:
+        >>> import ember
+        >>> import ember.nn.functional as F
+        >>> round(F.categorical_crossentropy(ember.tensor([[0.5, 0.5]]), [[1.0, 0.0]]).item(), 4)
+        0.6931
+    """
+    return _cce(pred, target, from_logits, epsilon, reduction, "categorical_crossentropy")
+
+
+def sparse_categorical_crossentropy(pred: Tensor, labels: Any, from_logits: bool = False,
+                                    epsilon: float = 1e-7, reduction: str = "mean") -> Tensor:
+    """Cross-entropy with integer class labels of shape ``pred.shape[:-1]``.
+
+    Example:
+        >>> import ember
+        >>> import ember.nn.functional as F
+        >>> p = ember.tensor([[0.25, 0.75], [0.5, 0.5]])
+        >>> round(F.sparse_categorical_crossentropy(p, [1, 0]).item(), 4)
+        0.4904
+    """
+    return _sparse(pred, labels, from_logits, epsilon, reduction,
+                   "sparse_categorical_crossentropy")
+
+
+def cross_entropy(logits: Tensor, labels: Any, reduction: str = "mean") -> Tensor:
+    """Softmax cross-entropy from logits, with integer labels or one-hot / probability targets.
+
+    Unlike PyTorch's ``F.cross_entropy``, the class axis is the last one (the same thing for
+    (N, K) logits).
+
+    Example:
+        >>> import ember
+        >>> import ember.nn.functional as F
+        >>> round(F.cross_entropy(ember.tensor([[0.0, 0.0]]), [[0.0, 1.0]]).item(), 4)
+        0.6931
+    """
+    return _softmax_ce(logits, labels, reduction, "cross_entropy")
+
+
+def kl_divergence(pred: Tensor, target: Any, epsilon: float = 1e-7,
+                  reduction: str = "mean") -> Tensor:
+    """``sum(target * log(target / pred))`` over the last axis, both clipped to [epsilon, 1].
+
+    Finite for one-hot targets and for predicted probabilities of exactly 0.
+
+    Example:
+        >>> import ember
+        >>> import ember.nn.functional as F
+        >>> round(F.kl_divergence(ember.tensor([[0.5, 0.5]]), [[1.0, 0.0]]).item(), 4)
+        0.6931
+    """
+    return _kl(pred, target, epsilon, reduction, "kl_divergence")

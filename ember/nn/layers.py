@@ -1,0 +1,480 @@
+"""Layers: Linear (Dense), MLP, Flatten, Identity, Input, Dropout, BatchNorm and LayerNorm.
+
+Weights follow PyTorch's layout and defaults: ``Linear.weight`` has shape ``(out_features,
+in_features)`` and the forward is ``x @ weight.T + bias``; weights start as
+``kaiming_uniform_(a=sqrt(5))`` (U(+-1/sqrt(in_features))) and biases as U(+-1/sqrt(in_features)),
+drawn lazily from the parameter's path (see :mod:`ember.nn.init`). ``init=`` picks another weight
+initialiser by name or callable, ``bias_init=`` another bias initialiser, ``trainable=False``
+freezes the layer's parameters and ``dtype=`` sets their dtype (float32 by default).
+
+Example:
+    >>> import ember
+    >>> from ember import nn
+    >>> layer = nn.Linear(64, 10)
+    >>> layer(ember.zeros(32, 64)).shape
+    (32, 10)
+    >>> layer(ember.zeros(32, 63))
+    Traceback (most recent call last):
+    ...
+    ValueError: model (Linear 64->10): expected input (..., 64), got (32, 63)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ember
+from ember import backend
+from ember import random as _random
+from ember.function import no_grad
+from ember.nn import init as _init
+from ember.nn.activations import get_activation
+from ember.nn.containers import Sequential
+from ember.nn.module import Module, Parameter
+from ember.tensor import Tensor
+
+__all__ = [
+    "Linear",
+    "Dense",
+    "MLP",
+    "Flatten",
+    "Identity",
+    "Input",
+    "Dropout",
+    "BatchNorm1D",
+    "BatchNorm2D",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "LayerNorm",
+    "Lambda",
+]
+
+
+def _tensor(x: Any) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def _shape_str(shape: Sequence[Any]) -> str:
+    return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+class Lambda(Module):
+    """A module that calls a plain function (used for callables given as ``activation=``).
+
+    Example:
+        >>> import ember
+        >>> from ember import nn
+        >>> nn.Lambda(lambda x: x * 2)(ember.tensor([1.0])).tolist()
+        [2.0]
+    """
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: Any) -> Any:
+        return self.fn(x)
+
+    def extra_repr(self) -> str:
+        return getattr(self.fn, "__name__", type(self.fn).__name__)
+
+
+def _as_module(activation: Any) -> Module | None:
+    act = get_activation(activation)
+    if act is None or isinstance(act, Module):
+        return act
+    return Lambda(act)
+
+
+class Linear(Module):
+    """A fully connected layer: ``y = activation(x @ weight.T + bias)``.
+
+    Args:
+        in_features: size of the last axis of the input.
+        out_features: size of the last axis of the output.
+        bias: whether to add a learned bias.
+        activation: an activation name (``"relu"``), Module, callable, or None.
+        init: the weight initialiser (name or callable; default PyTorch's
+            ``kaiming_uniform_(a=sqrt(5))``).
+        bias_init: the bias initialiser (default U(+-1/sqrt(in_features))).
+        trainable: False freezes the weight and bias (``requires_grad=False``).
+        dtype: dtype of the parameters (default float32).
+
+    Example:
+        >>> import ember
+        >>> from ember import nn
+        >>> nn.Linear(3, 2, activation="relu")(ember.ones(5, 3)).shape
+        (5, 2)
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 activation: Any = None, init: Any = None, bias_init: Any = None,
+                 trainable: bool = True, dtype: Any = None) -> None:
+        super().__init__()
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        self.init_name = init if isinstance(init, str) else None
+        self.weight = Parameter(shape=(self.out_features, self.in_features),
+                                init=_init.default_ if init is None else init,
+                                dtype=dtype, requires_grad=trainable)
+        if bias:
+            b_init = _init.bias_uniform(self.in_features) if bias_init is None else bias_init
+            self.bias = Parameter(shape=(self.out_features,), init=b_init, dtype=dtype,
+                                  requires_grad=trainable)
+        else:
+            self.register_parameter("bias", None)
+        act = get_activation(activation)
+        self.activation = act  # a Module is registered as the child "activation"
+
+    def forward(self, x: Any) -> Tensor:
+        x = _tensor(x)
+        if x.shape[-1:] != (self.in_features,):
+            raise self.shape_error(f"(..., {self.in_features})", x.shape)
+        y = x @ self.weight.T
+        if self.bias is not None:
+            y = y + self.bias
+        if self.activation is not None:
+            y = self.activation(y)
+        return y
+
+    def describe(self) -> str:
+        return f"Linear {self.in_features}->{self.out_features}"
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+#: Keras' name for :class:`Linear`
+Dense = Linear
+
+
+class MLP(Sequential):
+    """A multi-layer perceptron: Linear layers with an activation (and Dropout) between them.
+
+    The layers are direct children (``0`` Linear, ``1`` activation, ``2`` Dropout if any, …), so
+    the model's ``config()`` lists them one by one.
+
+    Args:
+        in_features: input size.
+        hidden_sizes: sizes of the hidden layers (may be empty).
+        out_features: output size.
+        activation: activation after each hidden layer (name, Module class instance or callable).
+        final_activation: activation after the last layer (default none).
+        dropout: dropout rate after each hidden activation (0 for none).
+        bias, init, trainable, dtype: passed to every Linear.
+
+    Example:
+        >>> from ember import nn
+        >>> nn.MLP(4, [8, 8], 2, dropout=0.1)
+        MLP(
+          (0): Linear(in_features=4, out_features=8, bias=True)
+          (1): ReLU()
+          (2): Dropout(p=0.1)
+          (3): Linear(in_features=8, out_features=8, bias=True)
+          (4): ReLU()
+          (5): Dropout(p=0.1)
+          (6): Linear(in_features=8, out_features=2, bias=True)
+        )
+    """
+
+    def __init__(self, in_features: int, hidden_sizes: Sequence[int], out_features: int,
+                 activation: Any = "relu", final_activation: Any = None, dropout: float = 0.0,
+                 bias: bool = True, init: Any = None, trainable: bool = True,
+                 dtype: Any = None) -> None:
+        sizes = [int(in_features), *(int(h) for h in hidden_sizes)]
+        layers: list[Module] = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers.append(Linear(a, b, bias=bias, init=init, trainable=trainable, dtype=dtype))
+            act = _as_module(activation)
+            if act is not None:
+                layers.append(act)
+            if dropout:
+                layers.append(Dropout(dropout))
+        layers.append(Linear(sizes[-1], out_features, bias=bias, init=init, trainable=trainable,
+                             dtype=dtype))
+        final = _as_module(final_activation)
+        if final is not None:
+            layers.append(final)
+        super().__init__(*layers)
+
+
+class Flatten(Module):
+    """Flatten axes ``start_axis..end_axis`` into one (by default all but the batch axis).
+
+    Example:
+        >>> import ember
+        >>> from ember import nn
+        >>> nn.Flatten()(ember.zeros(2, 3, 4)).shape
+        (2, 12)
+    """
+
+    def __init__(self, start_axis: int = 1, end_axis: int = -1) -> None:
+        super().__init__()
+        self.start_axis = int(start_axis)
+        self.end_axis = int(end_axis)
+
+    def forward(self, x: Any) -> Tensor:
+        return _tensor(x).flatten(self.start_axis, self.end_axis)
+
+    def extra_repr(self) -> str:
+        return f"start_axis={self.start_axis}, end_axis={self.end_axis}"
+
+
+class Identity(Module):
+    """Return the input unchanged.
+
+    Example:
+        >>> import ember
+        >>> from ember import nn
+        >>> nn.Identity()(ember.tensor([1.0])).tolist()
+        [1.0]
+    """
+
+    def forward(self, x: Any) -> Any:
+        return x
+
+
+class Input(Module):
+    """The model's input layer: checks the shape of each sample and passes the batch through.
+
+    Args:
+        shape: the shape of one sample, without the batch axis; None in it accepts any size
+            on that axis. The batch axis accepts any size.
+
+    Example:
+        >>> import ember
+        >>> from ember import nn
+        >>> nn.Input((3, None))(ember.zeros(8, 3, 5)).shape
+        (8, 3, 5)
+        >>> nn.Input((784,))(ember.zeros(8, 28, 28))
+        Traceback (most recent call last):
+        ...
+        ValueError: model (Input (784,)): expected input (None, 784), got (8, 28, 28)
+    """
+
+    def __init__(self, shape: Sequence[int | None]) -> None:
+        super().__init__()
+        if isinstance(shape, int):
+            shape = (shape,)
+        self.shape = tuple(None if n is None else int(n) for n in shape)
+
+    def forward(self, x: Any) -> Tensor:
+        x = _tensor(x)
+        got = x.shape
+        ok = len(got) == len(self.shape) + 1 and all(
+            want is None or want == n for want, n in zip(self.shape, got[1:]))
+        if not ok:
+            raise self.shape_error(_shape_str((None, *self.shape)), got)
+        return x
+
+    def describe(self) -> str:
+        return f"Input {_shape_str(self.shape)}"
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}"
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, zero each element with probability ``p`` and scale the rest
+    by ``1 / (1 - p)``; in eval mode, the identity.
+
+    Every training call draws a fresh mask. The random key is a buffer (``key``), seeded from
+    ember's stream at construction (``ember.manual_seed`` makes it reproducible) and split on each
+    call, so a compiled training step carries it as state.
+
+    Example:
+        >>> import ember
+        >>> from ember import nn
+        >>> drop = nn.Dropout(0.5).eval()
+        >>> drop(ember.ones(4)).tolist()
+        [1.0, 1.0, 1.0, 1.0]
+    """
+
+    key: Tensor
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= float(p) < 1.0:
+            raise ValueError(f"Dropout: p is the probability of dropping an element and must be "
+                             f"in [0, 1); got {p}")
+        self.p = float(p)
+        self.register_buffer("key", _random.next_key())
+
+    def forward(self, x: Any) -> Tensor:
+        x = _tensor(x)
+        if not self.training or self.p == 0.0:
+            return x
+        keys = backend.get().split(self.key.data, 2)
+        self.key = keys[0]
+        return ember.dropout(x, self.p, keys[1])  # type: ignore[attr-defined, no-any-return]
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class _BatchNorm(Module):
+    _ndims: tuple[int, ...] = ()
+    running_mean: Tensor
+    running_var: Tensor
+    num_batches_tracked: Tensor
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, trainable: bool = True,
+                 dtype: Any = None) -> None:
+        super().__init__()
+        self.num_features = int(num_features)
+        self.eps = float(eps)
+        self.momentum = None if momentum is None else float(momentum)
+        self.affine = bool(affine)
+        self.track_running_stats = bool(track_running_stats)
+        dt = backend.default_float if dtype is None else backend.as_dtype(dtype)
+        xp = backend.get().xp
+        if affine:
+            self.weight = Parameter(xp.ones(self.num_features, dt), requires_grad=trainable)
+            self.bias = Parameter(xp.zeros(self.num_features, dt), requires_grad=trainable)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", xp.zeros(self.num_features, dt))
+            self.register_buffer("running_var", xp.ones(self.num_features, dt))
+            self.register_buffer("num_batches_tracked", xp.zeros((), backend.int64))
+        else:
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                self.register_buffer(name, None)
+
+    def forward(self, x: Any) -> Tensor:
+        x = _tensor(x)
+        c = self.num_features
+        if x.ndim not in self._ndims or x.shape[1] != c:
+            expected = " or ".join(_shape_str(("N", c, *("HW" if n == 4 else "L")[: n - 2]))
+                                   for n in self._ndims)
+            raise self.shape_error(expected, x.shape)
+        axes = (0, *range(2, x.ndim))
+        bshape = (1, c, *([1] * (x.ndim - 2)))
+        if self.training or not self.track_running_stats:
+            count = x.size // c
+            if self.training and count < 2:
+                raise ValueError(f"{self.path()} ({self.describe()}): batch statistics need more "
+                                 f"than 1 value per channel in training; got input "
+                                 f"{x.shape} (use a larger batch, or call .eval())")
+            mean = x.mean(axis=axes, keepdims=True)
+            var = x.var(axis=axes, keepdims=True)  # biased, as PyTorch normalises with
+            if self.training and self.track_running_stats:
+                self._update_running(mean.data.reshape(c), var.data.reshape(c), count)
+        else:
+            mean = self.running_mean.reshape(bshape)
+            var = self.running_var.reshape(bshape)
+        y = (x - mean) / (var + self.eps).sqrt()
+        if self.affine:
+            y = y * self.weight.reshape(bshape) + self.bias.reshape(bshape)
+        return y
+
+    def _update_running(self, mean: Any, var: Any, count: int) -> None:
+        with no_grad():
+            tracked = self.num_batches_tracked.data + 1
+            self.num_batches_tracked = tracked
+            # PyTorch: momentum=None means a cumulative average, 1 / num_batches_tracked
+            m = (1.0 / tracked) if self.momentum is None else self.momentum
+            rm, rv = self.running_mean.data, self.running_var.data
+            unbiased = var * (count / (count - 1))
+            self.running_mean = ((1 - m) * rm + m * mean).astype(rm.dtype)
+            self.running_var = ((1 - m) * rv + m * unbiased).astype(rv.dtype)
+
+    def describe(self) -> str:
+        return f"{type(self).__name__} {self.num_features}"
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1D(_BatchNorm):
+    """Batch normalisation over ``(N, C)`` or ``(N, C, L)`` inputs, per channel ``C``.
+
+    In training it normalises with the batch's (biased) mean and variance and updates
+    ``running_mean`` / ``running_var`` (buffers) as ``(1 - momentum) * running + momentum *
+    batch`` with the unbiased batch variance; in eval mode it normalises with the running
+    statistics (PyTorch's semantics; ``momentum=None`` gives a cumulative average).
+
+    Example:
+        >>> import ember
+        >>> from ember import nn
+        >>> bn = nn.BatchNorm1D(2)
+        >>> y = bn(ember.tensor([[1.0, 10.0], [3.0, 30.0]]))
+        >>> [round(v, 3) for v in y.numpy()[:, 0].tolist()], bn.running_mean.tolist()
+        ([-1.0, 1.0], [0.20000000298023224, 2.0])
+    """
+
+    _ndims = (2, 3)
+
+
+class BatchNorm2D(_BatchNorm):
+    """Batch normalisation of ``(N, C, H, W)`` inputs per channel (see :class:`BatchNorm1D`).
+
+    Example:
+        >>> import ember
+        >>> from ember import nn
+        >>> nn.BatchNorm2D(3)(ember.randn(4, 3, 5, 5)).shape
+        (4, 3, 5, 5)
+    """
+
+    _ndims = (4,)
+
+
+#: PyTorch's spellings
+BatchNorm1d = BatchNorm1D
+BatchNorm2d = BatchNorm2D
+
+
+class LayerNorm(Module):
+    """Normalise over the last axes (``normalized_shape``), per sample, then scale and shift.
+
+    Example:
+        >>> import ember
+        >>> from ember import nn
+        >>> y = nn.LayerNorm(2)(ember.tensor([[1.0, 3.0]]))
+        >>> [round(v, 3) for v in y.tolist()[0]]
+        [-1.0, 1.0]
+    """
+
+    def __init__(self, normalized_shape: int | Sequence[int], eps: float = 1e-5,
+                 elementwise_affine: bool = True, trainable: bool = True,
+                 dtype: Any = None) -> None:
+        super().__init__()
+        if isinstance(normalized_shape, int):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(int(n) for n in normalized_shape)
+        self.eps = float(eps)
+        self.elementwise_affine = bool(elementwise_affine)
+        dt = backend.default_float if dtype is None else backend.as_dtype(dtype)
+        xp = backend.get().xp
+        if elementwise_affine:
+            self.weight = Parameter(xp.ones(self.normalized_shape, dt), requires_grad=trainable)
+            self.bias = Parameter(xp.zeros(self.normalized_shape, dt), requires_grad=trainable)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, x: Any) -> Tensor:
+        x = _tensor(x)
+        k = len(self.normalized_shape)
+        if x.shape[x.ndim - k:] != self.normalized_shape or x.ndim < k:
+            raise self.shape_error(_shape_str(("...", *self.normalized_shape)), x.shape)
+        axes = tuple(range(x.ndim - k, x.ndim))
+        mean = x.mean(axis=axes, keepdims=True)
+        var = x.var(axis=axes, keepdims=True)
+        y = (x - mean) / (var + self.eps).sqrt()
+        if self.elementwise_affine:
+            y = y * self.weight + self.bias
+        return y
+
+    def describe(self) -> str:
+        return f"LayerNorm {_shape_str(self.normalized_shape)}"
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
+
