@@ -1,0 +1,30 @@
+"""Data: batching (DataLoader), small synthetic sets, MNIST and Fashion-MNIST.
+
+Example:
+    >>> from ember.data import DataLoader, moons
+    >>> x, y = moons(64, noise=0.1, seed=0)
+    >>> xb, yb = next(iter(DataLoader((x, y), batch_size=16, shuffle=True, seed=0)))
+    >>> xb.shape, yb.dtype
+    ((16, 2), dtype('int64'))
+"""
+
+from __future__ import annotations
+
+from ember.data.loader import DataLoader, validate_arrays
+from ember.data.mnist import data_home, load_fashion_mnist, load_mnist, read_idx
+from ember.data.synthetic import blobs, circles, ellipses, moons, two_spirals, xor
+
+__all__ = [
+    "DataLoader",
+    "validate_arrays",
+    "two_spirals",
+    "ellipses",
+    "moons",
+    "circles",
+    "xor",
+    "blobs",
+    "load_mnist",
+    "load_fashion_mnist",
+    "read_idx",
+    "data_home",
+]
