@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+from ember import data, nn, optim
 from ember import ops as _ops
 from ember.backend import (
     as_dtype,
@@ -41,6 +42,7 @@ from ember.creation import (
 )
 from ember.function import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from ember.gradcheck import GradcheckError, gradcheck
+from ember.jit import JitFunction, jit
 from ember.random import initial_seed, manual_seed
 from ember.tensor import Tensor
 
@@ -50,6 +52,9 @@ __version__ = "0.1.0"
 globals().update(_ops.REGISTRY)
 
 __all__ = [
+    "data",
+    "nn",
+    "optim",
     "Tensor",
     "Function",
     "tensor",
@@ -73,6 +78,8 @@ __all__ = [
     "is_grad_enabled",
     "gradcheck",
     "GradcheckError",
+    "jit",
+    "JitFunction",
     "set_backend",
     "get_backend",
     "as_dtype",

@@ -167,6 +167,14 @@ class Tensor:
     # -- conversion ------------------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
         """The values as a NumPy array (a host copy on the jax backend)."""
+        if backend.is_traced(self.data):
+            raise RuntimeError(
+                f"a tensor of shape {self.shape} ({self.dtype}) is being traced inside a compiled "
+                f"function (ember.jit), so it has no values yet: .item(), .numpy(), .tolist(), "
+                f"float() and bool() cannot run there. Return the tensor from the compiled "
+                f"function and read it outside, and use ember.where instead of Python `if` on a "
+                f"tensor"
+            )
         return backend.get().to_numpy(self.data)
 
     def item(self) -> Any:

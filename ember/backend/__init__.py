@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ __all__ = [
     "default_float",
     "default_int",
     "as_dtype",
+    "is_traced",
 ]
 
 # dtypes are NumPy dtype objects on both backends (jax.numpy uses the same ones).
@@ -60,6 +62,12 @@ def as_dtype(dtype: Any) -> np.dtype:
     if out.kind not in "fiub":
         raise TypeError(f"ember supports floating point, integer and boolean dtypes, not {out}")
     return out
+
+
+def is_traced(array: Any) -> bool:
+    """True for a JAX tracer: an abstract value inside a compiled function, with no numbers yet."""
+    jax = sys.modules.get("jax")
+    return jax is not None and isinstance(array, jax.core.Tracer)
 
 
 _NAMES = ("numpy", "jax")
