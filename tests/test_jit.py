@@ -1,4 +1,4 @@
-"""ember.jit: compiled steps equal eager ones, trace once, carry every piece of state, leak nothing."""
+"""ember.jit: compiled steps equal eager ones, trace once, carry all state, leak nothing."""
 
 from __future__ import annotations
 
