@@ -40,7 +40,7 @@ from ember import backend
 from ember import random as _random
 from ember.tensor import Tensor
 
-__all__ = ["jit", "JitFunction"]
+__all__ = ["jit", "JitFunction", "StateSlots", "state_slots"]
 
 
 class _Slot:
@@ -193,7 +193,8 @@ class JitFunction:
                 sig.append(("static", type(leaf).__name__, leaf))
         return tuple(sig)
 
-    def _slots(self, leaves: list[Any]) -> list[_Slot]:
+    @staticmethod
+    def _slots(leaves: list[Any]) -> list[_Slot]:
         """Every state slot reachable from the arguments, each tensor once, in a fixed order."""
         module_cls, opt_cls = _kinds()
         slots: list[_Slot] = [_RandomSlot()]
@@ -289,6 +290,30 @@ class JitFunction:
             return [x.data if isinstance(x, Tensor) else x for x in out_leaves], new_state
 
         return jax.jit(pure, donate_argnums=(0,) if self.donate else ())
+
+
+class StateSlots:
+    """The state arrays of some modules, optimizers and tensors, read and rebound as one list.
+
+    This is what :func:`jit` carries; a whole-epoch ``scan`` uses it to carry the same state
+    through each step of its body (read with :meth:`get`, rebind with :meth:`set`).
+    """
+
+    def __init__(self, slots: list[_Slot]) -> None:
+        self._slots = slots
+
+    def get(self) -> list[Any]:
+        return [slot.get() for slot in self._slots]
+
+    def set(self, values: list[Any]) -> None:
+        for slot, value in zip(self._slots, values):
+            slot.set(value)
+
+
+def state_slots(*objects: Any) -> StateSlots:
+    """The state slots of ``objects`` (Modules, Optimizers, Tensors that require grad) plus
+    ember's random stream, in the order :func:`jit` uses."""
+    return StateSlots(JitFunction._slots(list(objects)))
 
 
 def jit(fn: Callable[..., Any] | None = None, *, donate: bool = True) -> Any:

@@ -209,3 +209,40 @@ def test_unhashable_static_argument_is_refused(on_jax):
     assert f(ember.zeros(2), {"a": [1, 2]}).shape == (2,)  # containers flatten to static leaves
     with pytest.raises(TypeError, match="an argument of type set is neither a Module"):
         f(ember.zeros(2), {1, 2})
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "jax"])
+def test_whole_epoch_scan_over_state_slots_equals_per_step_training(backend_name):
+    from ember.jit import state_slots
+
+    ember.set_backend(backend_name)
+    rng = np.random.default_rng(0)
+    xs = rng.standard_normal((6, 5, 6)).astype(np.float32)
+    ys = rng.integers(0, 3, (6, 5))
+
+    model_a, model_b = make_model(), make_model()
+    opt_a, opt_b = optim.Adam(model_a.parameters(), lr=0.01), optim.Adam(model_b.parameters(),
+                                                                          lr=0.01)
+    step = ember.jit(train_step)
+    per_step = [step(model_a, opt_a, ember.tensor(x), ember.tensor(y)).item()
+                for x, y in zip(xs, ys)]
+
+    @ember.jit
+    def epoch(model, opt, xs, ys):
+        slots = state_slots(model, opt)
+
+        def body(carry, batch):
+            slots.set(carry)
+            loss = train_step(model, opt, ember.Tensor(batch[0]), ember.Tensor(batch[1]))
+            return slots.get(), loss.data
+
+        final, losses = ember.backend.get().scan(body, slots.get(), (xs.data, ys.data))
+        slots.set(final)
+        return ember.Tensor(losses)
+
+    scanned = epoch(model_b, opt_b, ember.tensor(xs), ember.tensor(ys)).tolist()
+    np.testing.assert_allclose(scanned, per_step, rtol=1e-6)
+    for (name, a), b in zip(model_a.state_dict().items(), model_b.state_dict().values()):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-6, atol=1e-7,
+                                   err_msg=name)
+    ember.set_backend("numpy")

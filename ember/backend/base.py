@@ -125,3 +125,9 @@ class Backend:
     ) -> Any:
         """The gradient of :meth:`avg_pool2d`: each window's gradient spread evenly over it."""
         raise NotImplementedError
+
+    # -- control flow -----------------------------------------------------------------------------
+    def scan(self, body: Any, carry: Any, xs: Any) -> tuple[Any, Any]:
+        """``lax.scan``'s contract: apply ``body(carry, x) -> (carry, y)`` to each leading slice of
+        the pytree ``xs``; return the last carry and the ``y``s stacked."""
+        raise NotImplementedError

@@ -90,6 +90,9 @@ class JaxBackend(Backend):
         return _avg_pool2d_grad(g, tuple(x_shape), tuple(kernel), tuple(stride),
                                 _hashable(padding))
 
+    def scan(self, body: Any, carry: Any, xs: Any) -> tuple[Any, Any]:
+        return jax.lax.scan(body, carry, xs)
+
 
 def _hashable(padding: Any) -> tuple[tuple[int, int], ...]:
     return tuple((int(lo), int(hi)) for lo, hi in padding)

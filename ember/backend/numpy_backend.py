@@ -177,3 +177,17 @@ class NumpyBackend(Backend):
         share = g / (kernel[0] * kernel[1])
         return _scatter_windows(lambda i, j: share, (n, c, h + top + bottom, w + left + right),
                                 share.dtype, kernel, stride, (1, 1), padding)
+
+    def scan(self, body: Any, carry: Any, xs: Any) -> tuple[Any, Any]:
+        if isinstance(xs, (tuple, list)):
+            n = len(xs[0])
+            items = [type(xs)(x[i] for x in xs) for i in range(n)]
+        else:
+            items = [xs[i] for i in range(len(xs))]
+        ys = []
+        for x in items:  # a plain loop: NumPy has nothing to compile
+            carry, y = body(carry, x)
+            ys.append(y)
+        if ys and isinstance(ys[0], (tuple, list)):
+            return carry, type(ys[0])(np.stack(col) for col in zip(*ys))
+        return carry, (np.stack(ys) if ys else None)
