@@ -32,7 +32,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +40,9 @@ from ember import random as _random
 from ember.tensor import Tensor
 
 __all__ = ["jit", "JitFunction", "StateSlots", "state_slots"]
+
+
+_CONTAINERS = (tuple, list, dict)
 
 
 class _Slot:
@@ -99,6 +101,63 @@ class _StateDictSlot(_Slot):
         self.obj.load_state_dict(value)
 
 
+class _OptimizerStepSlot(_Slot):
+    """An ember optimizer's step count."""
+
+    __slots__ = ("opt",)
+
+    def __init__(self, opt: Any) -> None:
+        self.opt = opt
+
+    def get(self) -> Any:
+        return self.opt._step
+
+    def set(self, value: Any) -> None:
+        self.opt._step = value
+
+
+class _OptimizerLrSlot(_Slot):
+    """The learning rate (an array) of one parameter group."""
+
+    __slots__ = ("opt", "group")
+
+    def __init__(self, opt: Any, group: int) -> None:
+        self.opt, self.group = opt, group
+
+    def get(self) -> Any:
+        return self.opt._lr_array(self.opt.param_groups[self.group]["lr"], self.group)
+
+    def set(self, value: Any) -> None:
+        self.opt.param_groups[self.group]["lr"] = value
+
+
+class _OptimizerStateSlot(_Slot):
+    """One array of the update rule's state for one parameter (a moment, an accumulator)."""
+
+    __slots__ = ("opt", "index", "name")
+
+    def __init__(self, opt: Any, index: int, name: str) -> None:
+        self.opt, self.index, self.name = opt, index, name
+
+    def get(self) -> Any:
+        return self.opt.state[self.index][self.name]
+
+    def set(self, value: Any) -> None:
+        state = self.opt.state
+        state[self.index] = {**state[self.index], self.name: value}
+
+
+def _optimizer_slots(opt: Any, opt_cls: Any) -> list[_Slot]:
+    """Per-array slots for ember's own optimizers; the whole state dict for any other kind."""
+    if type(opt).state_dict is not opt_cls.state_dict:  # e.g. the optax adapter
+        return [_StateDictSlot(opt)]
+    slots: list[_Slot] = [_OptimizerStepSlot(opt)]
+    slots += [_OptimizerLrSlot(opt, gi) for gi in range(len(opt.param_groups))]
+    slots += [_OptimizerStateSlot(opt, i, name)
+              for i in sorted(opt.state) for name in opt.state[i]]
+    return slots
+
+
 class _RandomSlot(_Slot):
     """ember's global random stream."""
 
@@ -115,6 +174,9 @@ def _unshared(state: list[Any]) -> list[Any]:
     import jax
     import jax.numpy as jnp
 
+    flat = [x for x in state if x is not None]
+    if all(type(x) is not dict for x in flat) and len({id(x) for x in flat}) == len(flat):
+        return state  # no array occurs twice: nothing to copy
     seen: set[int] = set()
 
     def once(x: Any) -> Any:
@@ -139,11 +201,16 @@ class _Entry:
 
     __slots__ = ("slots", "compiled", "out_tree", "tensor_out")
 
+    slots: list[_Slot]
+    compiled: Any
+    out_tree: Any
+    tensor_out: Any
+
     def __init__(self, slots: list[_Slot]) -> None:
         self.slots = slots
         self.compiled: Any = None
-        self.out_tree: Any = None
-        self.tensor_out: list[bool] = []
+        self.out_tree = None
+        self.tensor_out = []
 
 
 class JitFunction:
@@ -154,6 +221,7 @@ class JitFunction:
         self.donate = donate
         self.trace_count = 0
         self._cache: dict[Any, _Entry] = {}
+        self._walks: dict[int, Any] = {}
         functools.update_wrapper(self, fn)
 
     def clear_cache(self) -> None:
@@ -168,20 +236,42 @@ class JitFunction:
             (args, kwargs), is_leaf=lambda x: isinstance(x, (Tensor, *_kinds()))
         )
 
-    def _signature(self, leaves: list[Any], bk: backend.Backend) -> tuple[Any, ...]:
+    def _walk(self, module: Any) -> tuple[list[Any], list[Tensor]]:
+        """A module's submodules and parameters, walked once per structure version."""
+        from ember.nn.module import structure_version
+
+        cached = self._walks.get(id(module))
+        if cached is None or cached[0] != structure_version():
+            cached = (structure_version(), list(module.modules()), list(module.parameters()))
+            self._walks[id(module)] = cached
+        return cached[1], cached[2]
+
+    def _prepare(self, leaves: Any) -> tuple[tuple[Any, ...], list[Any]]:
+        """The cache key of one call (structure, shapes, dtypes, static values, train/eval
+        flags, which gradients exist) and its array inputs, in one pass over the arguments."""
         module_cls, opt_cls = _kinds()
-        sig: list[Any] = []
+        key: list[Any] = []
+        inputs: list[Any] = []
         for leaf in leaves:
-            if isinstance(leaf, module_cls):
-                sig.append(("module", id(leaf), tuple(m.training for m in leaf.modules()),
-                            tuple(p.grad is None for p in leaf.parameters())))
+            if isinstance(leaf, Tensor):
+                data = leaf.data
+                if leaf.requires_grad:  # a stateful tensor: its arrays are slots
+                    key.append((id(leaf), data.shape, data.dtype, leaf.grad is None))
+                    inputs.append(None)
+                else:
+                    key.append((data.shape, data.dtype))
+                    inputs.append(data)
+            elif isinstance(leaf, module_cls):
+                modules, params = self._walk(leaf)
+                key.append((id(leaf), tuple([m.training for m in modules]),
+                            tuple([p.grad is None for p in params])))
+                inputs.append(None)
             elif isinstance(leaf, opt_cls):
-                sig.append(("optimizer", id(leaf), tuple(p.grad is None for p in leaf._params)))
-            elif isinstance(leaf, Tensor):
-                sig.append(("tensor", id(leaf) if leaf.requires_grad else None,
-                            leaf.shape, str(leaf.dtype), leaf.grad is None))
+                key.append((id(leaf), tuple([p.grad is None for p in leaf._params])))
+                inputs.append(None)
             elif hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
-                sig.append(("array", tuple(leaf.shape), str(leaf.dtype)))
+                key.append((tuple(leaf.shape), leaf.dtype))
+                inputs.append(leaf)
             else:
                 try:
                     hash(leaf)
@@ -190,8 +280,9 @@ class JitFunction:
                         f"ember.jit: an argument of type {type(leaf).__name__} is neither a "
                         f"Module, an Optimizer, a Tensor, an array nor a hashable Python value"
                     ) from None
-                sig.append(("static", type(leaf).__name__, leaf))
-        return tuple(sig)
+                key.append((type(leaf), leaf))
+                inputs.append(None)
+        return tuple(key), inputs
 
     @staticmethod
     def _slots(leaves: list[Any]) -> list[_Slot]:
@@ -220,43 +311,41 @@ class JitFunction:
                     add_tensor(p, True)
         for leaf in leaves:  # optimizer state after the tensors it updates
             if isinstance(leaf, opt_cls):
-                slots.append(_StateDictSlot(leaf))
+                slots += _optimizer_slots(leaf, opt_cls)
             elif isinstance(leaf, Tensor) and leaf.requires_grad:
                 add_tensor(leaf, True)
         return slots
 
     # -- calling ---------------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        bk = backend.get()
-        if bk.name != "jax":
+        if backend.get().name != "jax":
             return self.fn(*args, **kwargs)
-        leaves, treedef = self._flatten(args, kwargs)
-        key = (treedef, self._signature(leaves, bk))
+        from ember.nn.module import structure_version
+
+        treedef: Any
+        if kwargs or any(type(a) in _CONTAINERS for a in args):
+            leaves, treedef = self._flatten(args, kwargs)
+        else:  # the common case, flat positional arguments: no pytree walk
+            leaves, treedef = list(args), len(args)
+        sig, inputs = self._prepare(leaves)
+        key = (treedef, structure_version(), sig)
         entry = self._cache.get(key)
         if entry is None:
             entry = self._cache[key] = _Entry(self._slots(leaves))
             entry.compiled = self._compile(entry, treedef, leaves)
-        inputs = [self._input(leaf) for leaf in leaves]
-        state = _unshared([slot.get() for slot in entry.slots]) if self.donate else [
-            slot.get() for slot in entry.slots]
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*donated buffers.*")
-            out_leaves, new_state = entry.compiled(state, inputs)
+        state = [slot.get() for slot in entry.slots]
+        if self.donate:
+            state = _unshared(state)
+        out_leaves, new_state = entry.compiled(state, inputs)
         for slot, value in zip(entry.slots, new_state):
             slot.set(value)
+        if entry.out_tree is None:  # a single Tensor (or None) was returned
+            return Tensor._make(out_leaves, False, None) if entry.tensor_out else out_leaves
         import jax
 
         out_leaves = [Tensor._make(x, False, None) if is_t else x
                       for x, is_t in zip(out_leaves, entry.tensor_out)]
         return jax.tree_util.tree_unflatten(entry.out_tree, out_leaves)
-
-    @staticmethod
-    def _input(leaf: Any) -> Any:
-        if isinstance(leaf, Tensor):
-            return leaf.data if not leaf.requires_grad else None  # stateful tensors are slots
-        if hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
-            return leaf
-        return None  # objects and static values are not array inputs
 
     def _compile(self, entry: _Entry, treedef: Any, leaves: list[Any]) -> Any:
         import jax
@@ -264,7 +353,7 @@ class JitFunction:
         module_cls, opt_cls = _kinds()
         fn = self.fn
 
-        def pure(state: list[Any], inputs: list[Any]) -> tuple[list[Any], list[Any]]:
+        def pure(state: list[Any], inputs: list[Any]) -> tuple[Any, list[Any]]:
             self.trace_count += 1
             concrete = [slot.get() for slot in entry.slots]  # restored whatever happens
             try:
@@ -278,12 +367,18 @@ class JitFunction:
                         call_leaves.append(x)  # an array argument, traced
                     else:
                         call_leaves.append(leaf)
-                call_args, call_kwargs = jax.tree_util.tree_unflatten(treedef, call_leaves)
-                result = fn(*call_args, **call_kwargs)
+                if isinstance(treedef, int):
+                    result = fn(*call_leaves)
+                else:
+                    call_args, call_kwargs = jax.tree_util.tree_unflatten(treedef, call_leaves)
+                    result = fn(*call_args, **call_kwargs)
                 new_state = [slot.get() for slot in entry.slots]
             finally:
                 for slot, value in zip(entry.slots, concrete):
                     slot.set(value)
+            if result is None or isinstance(result, Tensor):  # the common case, kept flat
+                entry.out_tree, entry.tensor_out = None, result is not None
+                return (None if result is None else result.data), new_state
             out_leaves, entry.out_tree = jax.tree_util.tree_flatten(
                 result, is_leaf=lambda x: isinstance(x, Tensor))
             entry.tensor_out = [isinstance(x, Tensor) for x in out_leaves]

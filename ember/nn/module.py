@@ -200,6 +200,33 @@ def _array_of(value: Any) -> Any:
 
 # -- Module ----------------------------------------------------------------------------------------
 
+#: bumped whenever any module registers or removes a parameter, buffer or child module, so that
+#: a cached walk of a model (ember.jit's state slots) knows when it is stale
+_STRUCTURE = [0]
+
+
+def structure_version() -> int:
+    """A counter that changes whenever any module's parameters, buffers or children change."""
+    return _STRUCTURE[0]
+
+
+class _NoAttribute(AttributeError):
+    """An unknown attribute; the "did you mean" hint is computed only if the message is read, so
+    that ``hasattr(module, name)`` probes (frequent in other libraries) stay cheap."""
+
+    def __init__(self, module: Module, name: str) -> None:
+        super().__init__(name)
+        self.module, self.attr = module, name
+
+    def __str__(self) -> str:
+        m, d = self.module, self.module.__dict__
+        known = [*dir(type(m)), *d, *d["_parameters"], *d["_buffers"], *d["_modules"]]
+        close = difflib.get_close_matches(self.attr,
+                                          [k for k in known if not k.startswith("__")], 1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"{type(m).__name__} has no attribute {self.attr!r}{hint}"
+
+
 class Module:
     """Base class of every layer and model: subclass it, assign parts in ``__init__``, write
     ``forward``.
@@ -275,6 +302,7 @@ class Module:
                 registry.pop(name, None)
         self._non_persistent.discard(name)
         self.__dict__.pop(name, None)
+        _STRUCTURE[0] += 1
 
     def _mark_lazy(self) -> None:
         module: Module | None = self
@@ -295,6 +323,7 @@ class Module:
                     f"values, rebind .data: module.{name}.data = new_array)"
                 )
             self._parameters[name] = None
+            _STRUCTURE[0] += 1
         elif name in self.__dict__.get("_buffers", ()):
             self._assign_buffer(name, value)
         elif name in self.__dict__.get("_modules", ()):
@@ -304,6 +333,7 @@ class Module:
                     f"{type(self).__name__}: assign an nn.Module or None"
                 )
             self._modules[name] = None
+            _STRUCTURE[0] += 1
         else:
             object.__setattr__(self, name, value)
 
@@ -311,8 +341,10 @@ class Module:
         current = self._buffers[name]
         if value is None:
             self._buffers[name] = None
+            _STRUCTURE[0] += 1
         elif current is None:
             self._buffers[name] = Tensor._make(_array_of(value), False, None)
+            _STRUCTURE[0] += 1
         else:  # keep the tensor, rebind its array: a cached list of state tensors stays valid
             current.data = _array_of(value)
 
@@ -335,10 +367,7 @@ class Module:
             return d["_modules"][name]
         if name.startswith("__"):  # protocol probes (copy, pickle, NumPy): no hint to compute
             raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
-        known = [*dir(type(self)), *d, *params, *d["_buffers"], *d["_modules"]]
-        close = difflib.get_close_matches(name, [k for k in known if not k.startswith("__")], 1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}{hint}")
+        raise _NoAttribute(self, name)
 
     def __delattr__(self, name: str) -> None:
         if name in self._parameters or name in self._buffers or name in self._modules:
@@ -364,6 +393,7 @@ class Module:
         _check_name(self, name)
         self._unregister(name, keep=self._parameters)
         self._parameters[name] = param
+        _STRUCTURE[0] += 1
         if param is not None:
             param._set_owner(self, name)
             if param._lazy is not None:
@@ -390,6 +420,7 @@ class Module:
         self._unregister(name, keep=self._buffers)
         self._buffers[name] = None if value is None else Tensor._make(_array_of(value), False,
                                                                         None)
+        _STRUCTURE[0] += 1
         if not persistent:
             self._non_persistent.add(name)
 
@@ -412,6 +443,7 @@ class Module:
         _check_name(self, name)
         self._unregister(name, keep=self._modules)
         self._modules[name] = module
+        _STRUCTURE[0] += 1
         if module is not None:
             module._set_parent(self, name)
             if module._has_lazy:
