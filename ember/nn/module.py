@@ -210,7 +210,7 @@ def structure_version() -> int:
     return _STRUCTURE[0]
 
 
-class _NoAttribute(AttributeError):
+class _NoAttributeError(AttributeError):
     """An unknown attribute; the "did you mean" hint is computed only if the message is read, so
     that ``hasattr(module, name)`` probes (frequent in other libraries) stay cheap."""
 
@@ -367,7 +367,7 @@ class Module:
             return d["_modules"][name]
         if name.startswith("__"):  # protocol probes (copy, pickle, NumPy): no hint to compute
             raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
-        raise _NoAttribute(self, name)
+        raise _NoAttributeError(self, name)
 
     def __delattr__(self, name: str) -> None:
         if name in self._parameters or name in self._buffers or name in self._modules:
