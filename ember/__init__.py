@@ -11,6 +11,8 @@ Example:
 
 from __future__ import annotations
 
+import sys as _sys
+
 from ember import data, nn, optim
 from ember import ops as _ops
 from ember.backend import (
@@ -45,16 +47,31 @@ from ember.gradcheck import GradcheckError, gradcheck
 from ember.jit import JitFunction, jit
 from ember.random import initial_seed, manual_seed
 from ember.tensor import Tensor
+from ember.train import callbacks, metrics
+from ember.train.checkpoint import load, save
+from ember.train.trainer import History, Trainer, train_one_step
 
 __version__ = "0.1.0"
 
 # Every registered op is also ember.<name> (see ember/ops/__init__.py: one place per op).
 globals().update(_ops.REGISTRY)
 
+# `from ember.callbacks import EarlyStopping` and `from ember.metrics import ...` (Keras's paths):
+# the modules live in ember/train/ and are registered under their short names too.
+_sys.modules.setdefault(f"{__name__}.callbacks", callbacks)
+_sys.modules.setdefault(f"{__name__}.metrics", metrics)
+
 __all__ = [
     "data",
     "nn",
     "optim",
+    "metrics",
+    "save",
+    "load",
+    "Trainer",
+    "History",
+    "train_one_step",
+    "callbacks",
     "Tensor",
     "Function",
     "tensor",

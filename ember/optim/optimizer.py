@@ -182,6 +182,25 @@ class Optimizer:
             self._params.append(p)
         self.param_groups.append(group)
 
+    def set_lr(self, value: Any, group: int | None = None) -> None:
+        """Set the learning rate of every group (or of group ``group``) for the next update.
+
+        The rate is rebound as an array (a compiled step does not retrace). A schedule attached
+        to the group still sets the rate after the next update.
+
+        Example:
+            >>> import ember
+            >>> opt = ember.optim.SGD([ember.zeros(2, requires_grad=True)], lr=0.1)
+            >>> opt.set_lr(0.5)
+            >>> float(opt.param_groups[0]["lr"])
+            0.5
+        """
+        if not (is_number(value) and value > 0) and not hasattr(value, "shape"):
+            raise ValueError(f"{self._name}.set_lr: lr must be a number > 0, got {value!r}")
+        chosen = range(len(self.param_groups)) if group is None else [group]
+        for gi in chosen:
+            self.param_groups[gi]["lr"] = self._lr_array(value, gi)
+
     def set_schedule(self, schedule: Callable[[Any], Any] | None, group: int | None = None) -> None:
         """Drive the learning rate of every group (or of group ``group``) by ``schedule``.
 

@@ -1,0 +1,595 @@
+"""Training callbacks, with Keras's names and hook points.
+
+A callback subclasses :class:`Callback` and overrides any of ``on_train_begin(logs)``,
+``on_epoch_begin(epoch, logs)``, ``on_batch_begin(batch, logs)``, ``on_batch_end(batch, logs)``,
+``on_epoch_end(epoch, logs)`` and ``on_train_end(logs)``. The Trainer calls them in that order
+(epochs and batches counted from 0); ``self.trainer`` and ``self.model`` are set before the first
+hook, and setting ``self.trainer.stop_training = True`` ends training after the current batch or
+epoch. Batch logs hold ``loss`` (this batch's loss, not a running mean) and ``size``; epoch logs
+hold ``loss``, each metric, ``val_*`` in validation epochs and ``lr``.
+
+Callbacks with state that a resumed run needs (EarlyStopping's counters and best weights,
+ModelCheckpoint's best value) expose ``state_dict()`` / ``load_state_dict()`` (arrays) and
+``state_json()`` / ``load_state_json()`` (numbers); ``Trainer.save_checkpoint`` stores both.
+
+Example:
+    >>> import numpy as np
+    >>> import ember
+    >>> from ember import nn
+    >>> seen = []
+    >>> log = ember.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(e))
+    >>> t = ember.Trainer(nn.Linear(2, 1), "mse", "sgd")
+    >>> _ = t.fit(np.ones((4, 2), "float32"), np.ones((4, 1), "float32"), epochs=2,
+    ...           callbacks=[log], verbose=0)
+    >>> seen
+    [0, 1]
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ember import backend
+
+__all__ = [
+    "Callback",
+    "CallbackList",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "LearningRateScheduler",
+    "TerminateOnNaN",
+    "CSVLogger",
+    "LambdaCallback",
+    "ProgbarLogger",
+    "format_logs",
+]
+
+
+def format_logs(logs: dict[str, Any]) -> list[str]:
+    """``["loss: 0.1234", ...]`` for the scalar entries of ``logs`` (``lr`` in ``%g``)."""
+    out = []
+    for key, value in logs.items():
+        if key == "size" or not isinstance(value, (int, float)):
+            continue
+        out.append(f"{key}: {value:.4g}" if key == "lr" else f"{key}: {value:.4f}")
+    return out
+
+
+class Callback:
+    """Base class: every hook does nothing. See the module docs for the order of the calls."""
+
+    trainer: Any = None
+
+    def set_trainer(self, trainer: Any) -> None:
+        """Attach to the Trainer that is about to call the hooks."""
+        self.trainer = trainer
+
+    @property
+    def model(self) -> Any:
+        """The model being trained."""
+        return None if self.trainer is None else self.trainer.model
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        """Before the first epoch."""
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        """After the last epoch (``logs``: the last epoch's)."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Before epoch ``epoch`` (from 0)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """After epoch ``epoch`` and its validation; ``logs`` is what History records."""
+
+    def on_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Before step ``batch`` of the epoch."""
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """After step ``batch``; ``logs["loss"]`` is its loss."""
+
+    def _wants_batches(self) -> bool:
+        """Whether the batch hooks must run in step with the steps. Callbacks that only read
+        batch losses (progress, TerminateOnNaN) let the Trainer report a step after dispatching
+        the next one, so that compiled steps queue up without waiting."""
+        cls = type(self)
+        return (cls.on_batch_end is not Callback.on_batch_end
+                or cls.on_batch_begin is not Callback.on_batch_begin)
+
+
+class CallbackList:
+    """The callbacks of one ``fit``: the user's, then TerminateOnNaN (unless given) and the
+    progress logger. Used by the Trainer; calls each hook on each callback in order."""
+
+    def __init__(self, callbacks: Sequence[Callback] | None, trainer: Any, verbose: int = 0,
+                 epochs: int = 1) -> None:
+        given = list(callbacks or [])
+        for cb in given:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"Trainer.fit: callbacks must be ember.callbacks.Callback "
+                                f"objects, got {type(cb).__name__}")
+        self.callbacks: list[Callback] = list(given)
+        if not any(isinstance(cb, TerminateOnNaN) for cb in given):
+            self.callbacks.append(TerminateOnNaN())
+        if verbose:
+            self.callbacks.append(ProgbarLogger(verbose, epochs))
+        self.trainer = trainer
+        trainer._checkpoint_requests = []
+        for cb in self.callbacks:
+            cb.set_trainer(trainer)
+        self.needs_sync_batches = any(cb._wants_batches() for cb in self.callbacks)
+
+    def on_train_begin(self, logs: dict[str, Any]) -> None:
+        for cb in self.callbacks:
+            cb.on_train_begin(logs)
+
+    def on_train_end(self, logs: dict[str, Any]) -> None:
+        for cb in self.callbacks:
+            cb.on_train_end(logs)
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any]) -> None:
+        for cb in self.callbacks:
+            cb.on_epoch_begin(epoch, logs)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        for cb in self.callbacks:
+            cb.on_epoch_end(epoch, logs)
+
+    def on_epoch_steps(self, steps: int) -> None:
+        for cb in self.callbacks:
+            if isinstance(cb, ProgbarLogger):
+                cb.steps = steps
+
+    def on_batch_begin(self, batch: int, logs: dict[str, Any]) -> None:
+        for cb in self.callbacks:
+            cb.on_batch_begin(batch, logs)
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
+        for cb in self.callbacks:
+            cb.on_batch_end(batch, logs)
+
+    def take_checkpoint_requests(self) -> list[Any]:
+        """The folders ModelCheckpoints asked for this epoch (saved after every on_epoch_end,
+        so that each callback's state is that of the finished epoch)."""
+        requests = list(self.trainer._checkpoint_requests)
+        self.trainer._checkpoint_requests = []
+        return requests
+
+
+def _mode(monitor: str, mode: str, owner: str) -> str:
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"{owner}: mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode != "auto":
+        return mode
+    name = monitor.removeprefix("val_")
+    maxed = ("acc", "accuracy", "auc", "precision", "recall", "f1", "top")
+    return "max" if any(name.startswith(m) or name.endswith(m) for m in maxed) else "min"
+
+
+def _snapshot(model: Any) -> dict[str, Any]:
+    """The model's state arrays, kept aside. NumPy arrays are shared (ember never writes into an
+    array); JAX arrays are copied, since a compiled step donates the old buffers to XLA."""
+    state = dict(model.state_dict())
+    bk = backend.get()
+    if bk.name == "numpy":
+        return state
+    return {k: bk.xp.array(v, copy=True) for k, v in state.items()}
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs (Keras's EarlyStopping).
+
+    Args:
+        monitor: the epoch log to watch (``"val_loss"``, ``"loss"``, ``"val_accuracy"``, ...).
+        patience: epochs without improvement before stopping.
+        min_delta: the smallest change that counts as an improvement.
+        mode: ``"min"``, ``"max"``, or ``"auto"`` (max for accuracy-like names, else min).
+        restore_best_weights: when stopping, load the weights (and buffers) of the best epoch.
+        baseline: a value to beat; the patience counter only resets when it is beaten.
+        start_from_epoch: epochs to wait before watching.
+
+    Example:
+        >>> from ember.callbacks import EarlyStopping
+        >>> EarlyStopping(monitor="val_accuracy").mode
+        'max'
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
+                 mode: str = "auto", restore_best_weights: bool = False,
+                 baseline: float | None = None, start_from_epoch: int = 0,
+                 verbose: int = 0) -> None:
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"EarlyStopping: patience must be a non-negative integer, got "
+                             f"{patience!r}")
+        self.monitor = monitor
+        self.patience = patience
+        self.min_delta = abs(float(min_delta))
+        self.mode = _mode(monitor, mode, "EarlyStopping")
+        self.restore_best_weights = bool(restore_best_weights)
+        self.baseline = baseline
+        self.start_from_epoch = int(start_from_epoch)
+        self.verbose = verbose
+        self._reset()
+
+    def _reset(self) -> None:
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch = 0
+        self.best_weights: dict[str, Any] | None = None
+
+    def _improved(self, current: float, reference: float) -> bool:
+        if self.mode == "min":
+            return current < reference - self.min_delta
+        return current > reference + self.min_delta
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._reset()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        current = (logs or {}).get(self.monitor)
+        if current is None:
+            warnings.warn(f"EarlyStopping: {self.monitor!r} is not in the epoch logs (they have "
+                          f"{sorted(logs or {})}); nothing to watch this epoch", stacklevel=2)
+            return
+        if epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = _snapshot(self.model)
+        self.wait += 1
+        if self._improved(float(current), self.best):
+            self.best, self.best_epoch = float(current), epoch
+            if self.restore_best_weights:
+                self.best_weights = _snapshot(self.model)
+            if self.baseline is None or self._improved(float(current), float(self.baseline)):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.trainer.stop_training = True
+            if self.restore_best_weights and self.best_weights is not None:
+                self.model.load_state_dict(self.best_weights)
+            if self.verbose:
+                print(f"EarlyStopping: stopped after epoch {epoch + 1}; the best {self.monitor} "
+                      f"was {self.best:.4f} at epoch {self.best_epoch + 1}", file=sys.stdout)
+
+    # -- checkpoint state --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The best weights (when kept), for a checkpoint."""
+        return {f"best_weights.{k}": v for k, v in (self.best_weights or {}).items()}
+
+    def load_state_dict(self, arrays: dict[str, Any]) -> None:
+        bk = backend.get()
+        weights = {k.removeprefix("best_weights."): bk.asarray(v) for k, v in arrays.items()
+                   if k.startswith("best_weights.")}
+        self.best_weights = weights or None
+
+    def state_json(self) -> dict[str, Any]:
+        """The counters, for a checkpoint."""
+        return {"wait": self.wait, "stopped_epoch": self.stopped_epoch,
+                "best": _finite_or_none(self.best), "best_epoch": self.best_epoch}
+
+    def load_state_json(self, state: dict[str, Any]) -> None:
+        self.wait = int(state["wait"])
+        self.stopped_epoch = int(state["stopped_epoch"])
+        best = state["best"]
+        self.best = (math.inf if self.mode == "min" else -math.inf) if best is None else best
+        self.best_epoch = int(state["best_epoch"])
+
+
+class ModelCheckpoint(Callback):
+    """Save a Trainer checkpoint into ``dirpath`` after each epoch (or each better one).
+
+    The checkpoint (``Trainer.save_checkpoint``) holds everything ``fit(resume_from=dirpath)``
+    needs to continue exactly; it is written atomically after every callback's ``on_epoch_end``
+    ran, so each callback's saved state is that of the finished epoch.
+
+    Args:
+        dirpath: the checkpoint folder.
+        monitor: the epoch log that decides "better" with ``save_best_only``.
+        save_best_only: save only when ``monitor`` improved.
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (as EarlyStopping).
+
+    Example:
+        >>> from ember.callbacks import ModelCheckpoint
+        >>> ModelCheckpoint("ckpt", monitor="loss", save_best_only=True).mode
+        'min'
+    """
+
+    def __init__(self, dirpath: str | os.PathLike[str], monitor: str = "val_loss",
+                 save_best_only: bool = False, mode: str = "auto", verbose: int = 0) -> None:
+        self.dirpath = os.fspath(dirpath)
+        self.monitor = monitor
+        self.save_best_only = bool(save_best_only)
+        self.mode = _mode(monitor, mode, "ModelCheckpoint")
+        self.verbose = verbose
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.save_best_only:
+            current = (logs or {}).get(self.monitor)
+            if current is None:
+                warnings.warn(f"ModelCheckpoint: {self.monitor!r} is not in the epoch logs "
+                              f"(they have {sorted(logs or {})}); not saving", stacklevel=2)
+                return
+            better = current < self.best if self.mode == "min" else current > self.best
+            if not better:
+                return
+            self.best = float(current)
+        self.trainer._checkpoint_requests.append(self.dirpath)
+        if self.verbose:
+            print(f"ModelCheckpoint: epoch {epoch + 1} saved to {self.dirpath}", file=sys.stdout)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, arrays: dict[str, Any]) -> None:
+        pass
+
+    def state_json(self) -> dict[str, Any]:
+        return {"best": _finite_or_none(self.best)}
+
+    def load_state_json(self, state: dict[str, Any]) -> None:
+        best = state["best"]
+        self.best = (math.inf if self.mode == "min" else -math.inf) if best is None else best
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at the start of each epoch from ``schedule(epoch)`` or
+    ``schedule(epoch, lr)`` (Keras's two-argument form gets the current rate).
+
+    Example:
+        >>> from ember.callbacks import LearningRateScheduler
+        >>> cb = LearningRateScheduler(lambda epoch: 0.1 * 0.5 ** epoch)
+        >>> cb.schedule(2)
+        0.025
+    """
+
+    def __init__(self, schedule: Callable[..., float], verbose: int = 0) -> None:
+        if not callable(schedule):
+            raise TypeError(f"LearningRateScheduler: schedule must be a callable epoch -> lr, "
+                            f"got {type(schedule).__name__}")
+        self.schedule = schedule
+        self.verbose = verbose
+        try:
+            params = inspect.signature(schedule).parameters.values()
+            kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                     inspect.Parameter.VAR_POSITIONAL)
+            positional = [p for p in params if p.kind in kinds]
+            self._two_args = len(positional) >= 2
+        except (TypeError, ValueError):
+            self._two_args = False
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        opt = self.trainer.optimizer
+        if self._two_args:
+            current = float(backend.get().to_numpy(opt.param_groups[0]["lr"]))
+            lr = self.schedule(epoch, current)
+        else:
+            lr = self.schedule(epoch)
+        lr = float(lr)
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"LearningRateScheduler: the schedule gave lr={lr!r} for epoch "
+                             f"{epoch}; it must return a positive finite number")
+        opt.set_lr(lr)
+        if self.verbose:
+            print(f"LearningRateScheduler: epoch {epoch + 1}, lr {lr:g}", file=sys.stdout)
+
+
+class TerminateOnNaN(Callback):
+    """Stop training when a batch loss is NaN or inf (the Trainer always adds one).
+
+    The step that produced the loss changed nothing (the Trainer keeps the state from before
+    it), so the model keeps the last finite weights. A RuntimeWarning names the epoch and the
+    step (both from 0); ``stopped_at`` holds them.
+
+    Example:
+        >>> from ember.callbacks import TerminateOnNaN
+        >>> TerminateOnNaN().stopped_at is None
+        True
+    """
+
+    def __init__(self) -> None:
+        self.stopped_at: tuple[int, int] | None = None
+        self.message = ""
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.stopped_at = None
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(loss):
+            return
+        epoch = int(getattr(self.trainer, "_epoch", 0))
+        self.stopped_at = (epoch, batch)
+        self.message = (f"TerminateOnNaN: the loss is {loss} at epoch {epoch}, step {batch} "
+                        f"(counted from 0); training stopped with the weights from before that "
+                        f"step (lower the learning rate or check the data)")
+        self.trainer.stop_training = True
+        warnings.warn(self.message, RuntimeWarning, stacklevel=2)
+
+    def _wants_batches(self) -> bool:
+        return False  # a lagged report is exact: the Trainer freezes the state at the bad step
+
+
+class CSVLogger(Callback):
+    """Write one CSV row per epoch (``epoch`` then the log keys) to ``filename``.
+
+    Args:
+        filename: the CSV file.
+        separator: the column separator.
+        append: append to an existing file (for resumed runs) instead of overwriting it.
+
+    Example:
+        >>> from ember.callbacks import CSVLogger
+        >>> CSVLogger("log.csv").separator
+        ','
+    """
+
+    def __init__(self, filename: str | os.PathLike[str], separator: str = ",",
+                 append: bool = False) -> None:
+        self.filename = os.fspath(filename)
+        self.separator = separator
+        self.append = bool(append)
+        self._file: Any = None
+        self._writer: Any = None
+        self._keys: list[str] | None = None
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        has_rows = self.append and os.path.exists(self.filename) and os.path.getsize(
+            self.filename) > 0
+        self._keys = None
+        if has_rows:
+            with open(self.filename, newline="") as f:
+                header = next(csv.reader(f, delimiter=self.separator), None)
+            self._keys = header[1:] if header else None
+        self._file = open(self.filename, "a" if self.append else "w", newline="")  # noqa: SIM115
+        self._writer = csv.writer(self._file, delimiter=self.separator, lineterminator="\n")
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        if self._keys is None:
+            self._keys = list(logs)
+            self._writer.writerow(["epoch", *self._keys])
+        self._writer.writerow([epoch, *(logs.get(k, "") for k in self._keys)])
+        self._file.flush()
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions: ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``.
+
+    Each argument takes the arguments of the hook of the same name.
+
+    Example:
+        >>> from ember.callbacks import LambdaCallback
+        >>> cb = LambdaCallback(on_train_begin=lambda logs: print("start"))
+        >>> cb.on_train_begin({})
+        start
+    """
+
+    def __init__(self, on_train_begin: Callable[..., Any] | None = None,
+                 on_train_end: Callable[..., Any] | None = None,
+                 on_epoch_begin: Callable[..., Any] | None = None,
+                 on_epoch_end: Callable[..., Any] | None = None,
+                 on_batch_begin: Callable[..., Any] | None = None,
+                 on_batch_end: Callable[..., Any] | None = None) -> None:
+        self._hooks = {"on_train_begin": on_train_begin, "on_train_end": on_train_end,
+                       "on_epoch_begin": on_epoch_begin, "on_epoch_end": on_epoch_end,
+                       "on_batch_begin": on_batch_begin, "on_batch_end": on_batch_end}
+
+    def _call(self, name: str, *args: Any) -> None:
+        fn = self._hooks[name]
+        if fn is not None:
+            fn(*args)
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._call("on_train_begin", logs)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self._call("on_train_end", logs)
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._call("on_epoch_begin", epoch, logs)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._call("on_epoch_end", epoch, logs)
+
+    def on_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._call("on_batch_begin", batch, logs)
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._call("on_batch_end", batch, logs)
+
+    def _wants_batches(self) -> bool:
+        return self._hooks["on_batch_begin"] is not None or self._hooks["on_batch_end"] is not None
+
+
+class ProgbarLogger(Callback):
+    """Progress output (added by the Trainer for ``verbose`` 1 and 2).
+
+    ``verbose=1`` on a terminal: a tqdm bar per epoch with the running loss and, at the end, the
+    epoch's logs. Otherwise (``verbose=2``, or output that is not a terminal: a log file, CI):
+    one plain line per epoch, no carriage returns or backspaces.
+    """
+
+    def __init__(self, verbose: int = 1, epochs: int = 1, stream: Any = None) -> None:
+        self.verbose = verbose
+        self.epochs = epochs
+        self.stream = stream
+        self.steps: int | None = None
+        self._bar: Any = None
+        self._start = 0.0
+        self._seen = 0
+        self._total = 0.0
+        self._shown = 0.0
+
+    def _out(self) -> Any:
+        return self.stream if self.stream is not None else sys.stdout
+
+    def _use_bar(self) -> bool:
+        out = self._out()
+        return self.verbose == 1 and bool(getattr(out, "isatty", lambda: False)())
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._start = time.perf_counter()
+        self._seen, self._total, self._shown = 0, 0.0, 0.0
+        self._bar = None
+        if self._use_bar():
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=self.steps, desc=f"Epoch {epoch + 1}/{self.epochs}",
+                             file=self._out(), leave=True, dynamic_ncols=True, unit="step")
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._bar is None:
+            return
+        logs = logs or {}
+        size = int(logs.get("size", 1))
+        self._seen += size
+        self._total += float(logs.get("loss", 0.0)) * size
+        self._bar.update(1)
+        now = time.perf_counter()
+        if now - self._shown > 0.2:  # tqdm redraws at most this often anyway
+            self._shown = now
+            postfix = {"loss": f"{self._total / max(self._seen, 1):.4f}"}
+            running = getattr(self.trainer, "_running_logs", None)
+            if running is not None:
+                postfix.update({k: f"{v:.4f}" for k, v in running().items()
+                                if k != "loss" and isinstance(v, float)})
+            self._bar.set_postfix(postfix, refresh=False)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        parts = format_logs(logs or {})
+        seconds = time.perf_counter() - self._start
+        if self._bar is not None:
+            self._bar.set_postfix_str(" - ".join(parts), refresh=True)
+            self._bar.close()
+            self._bar = None
+            return
+        steps = "" if self.steps is None else f" - {self.steps} steps"
+        print(f"Epoch {epoch + 1}/{self.epochs}{steps} - {seconds:.2f}s - " + " - ".join(parts),
+              file=self._out(), flush=True)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def _wants_batches(self) -> bool:
+        return False
