@@ -211,6 +211,8 @@ class DataLoader:
             )
         self.epoch = 0
         self.position = 0
+        self._device: tuple[Any, tuple[Any, ...]] | None = None
+        self._epoch_cache: tuple[Any, Any] | None = None
 
     def _check_shard(self, shard: Any) -> tuple[int, int] | None:
         if shard is None:
@@ -296,11 +298,77 @@ class DataLoader:
         out = tuple(Tensor._make(bk.asarray(f, dtype=f.dtype), False, None) for f in fields)
         return out[0] if self._single else out
 
+    def _on_device(self, order: np.ndarray) -> tuple[Any, ...] | None:
+        """On an accelerator backend, the in-memory arrays in this epoch's order, on the device.
+
+        The data goes to the device once (cached); each epoch's order is one gather there, and
+        every batch is a slice of it: no host-to-device copy per batch.
+        """
+        bk = backend.get()
+        if self._arrays is None or bk.name == "numpy":
+            return None
+        if self._device is None or self._device[0] is not bk:
+            self._device = (bk, tuple(bk.asarray(a, dtype=a.dtype) for a in self._arrays))
+        arrays = self._device[1]
+        if not self.shuffle and self.shard is None:
+            return arrays
+        index = bk.asarray(order)
+        return tuple(a[index] for a in arrays)
+
+    def _ordered(self, order: np.ndarray) -> tuple[Any, ...] | None:
+        """:meth:`_on_device` for the current epoch, computed once per epoch."""
+        if self._epoch_cache is None or self._epoch_cache[0] != (self.epoch, backend.get()):
+            self._epoch_cache = ((self.epoch, backend.get()), self._on_device(order))
+        return self._epoch_cache[1]
+
+    def next_batches(self, count: int) -> Any:
+        """Up to ``count`` full batches from where the loader stands, stacked: arrays of shape
+        ``(n, batch_size, ...)`` as Tensors (a tuple for tuple data), or None when no full batch
+        is left in this epoch. The loader advances as if it had yielded them; it never crosses
+        into the next epoch, so a short last batch is left for iteration.
+
+        Example:
+            >>> import numpy as np
+            >>> from ember.data import DataLoader
+            >>> loader = DataLoader((np.zeros((10, 3)), np.arange(10)), 4)
+            >>> xs, ys = loader.next_batches(8)
+            >>> xs.shape, loader.position, [x.shape for x, y in loader]
+            ((2, 4, 3), 2, [(2, 3)])
+        """
+        if self._arrays is None:
+            raise TypeError("DataLoader.next_batches needs in-memory arrays, not a data set")
+        order = self.indices()
+        b = self.batch_size
+        full = len(order) // b
+        n = min(int(count), full - self.position)
+        if n <= 0:
+            return None
+        lo, hi = self.position * b, (self.position + n) * b
+        ordered = self._ordered(order)
+        if ordered is not None:
+            fields = tuple(a[lo:hi].reshape(n, b, *a.shape[1:]) for a in ordered)
+            out = tuple(Tensor._make(f, False, None) for f in fields)
+            result = out[0] if self._single else out
+        else:
+            host = self._gather(order[lo:hi])
+            result = self._wrap(tuple(f.reshape(n, b, *f.shape[1:]) for f in host))
+        if self.position + n == len(self):
+            self.epoch, self.position = self.epoch + 1, 0
+        else:
+            self.position += n
+        return result
+
     def __iter__(self) -> Iterator[Any]:
         order = self.indices()
         steps, b = len(self), self.batch_size
+        ordered = self._ordered(order)
         for step in range(self.position, steps):
-            batch = self._wrap(self._gather(order[step * b:(step + 1) * b]))
+            if ordered is not None:
+                fields = tuple(a[step * b:(step + 1) * b] for a in ordered)
+                wrapped = tuple(Tensor._make(f, False, None) for f in fields)
+                batch = wrapped[0] if self._single else wrapped
+            else:
+                batch = self._wrap(self._gather(order[step * b:(step + 1) * b]))
             # The state describes where the *next* batch comes from, so a checkpoint saved after
             # this batch resumes with the following one (the next epoch after the last batch).
             if step + 1 == steps:

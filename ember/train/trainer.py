@@ -669,13 +669,16 @@ class Trainer:
             return deliver(False)
 
         def run_chunk(chunk: list[Any]) -> bool:
-            nonlocal mstate, alive, step
             if len(chunk) < 2:
                 return any(run_single(b) for b in chunk)
             xs = Tensor._make(bk.xp.stack([_split_batch(b)[0].data for b in chunk]), False, None)
             ys0 = _split_batch(chunk[0])[1]
             ys = None if ys0 is None else Tensor._make(
                 bk.xp.stack([_split_batch(b)[1].data for b in chunk]), False, None)
+            return run_stacked(xs, ys)
+
+        def run_stacked(xs: Tensor, ys: Tensor | None) -> bool:
+            nonlocal mstate, alive, step
             losses, mstate, alive = scan_fn(self.model, self.optimizer, xs, ys, mstate, alive)
             self._mstate = mstate
             n = int(xs.shape[1])
@@ -684,8 +687,24 @@ class Trainer:
                 step += 1
             return deliver(False)
 
+        if use_scan and steps is None and loader._arrays is not None:
+            # whole chunks straight from the loader's device-resident epoch: no per-batch copies
+            sample = tuple(Tensor._make(bk.asarray(a[:1]), False, None) for a in loader._arrays)
+            if self._materialize_metrics(sample[0] if len(sample) == 1 else sample):
+                mstate = self._mstate = self._init_mstate(with_loss=False)
+            while not stopped:
+                stacked = loader.next_batches(chunk_len)
+                if stacked is None:
+                    break  # what is left (a short last batch) runs as an ordinary step below
+                xs, ys = stacked if isinstance(stacked, tuple) else (stacked, None)
+                if xs.shape[0] == 1:
+                    one = (Tensor._make(xs.data[0], False, None),
+                           None if ys is None else Tensor._make(ys.data[0], False, None))
+                    stopped = run_single(one if ys is not None else one[0])
+                else:
+                    stopped = run_stacked(xs, ys)
         chunk: list[Any] = []
-        batches = _limited(loader, steps)
+        batches = _limited(loader, steps) if not stopped else iter(())
         if self.compiled:
             first = next(batches, None)
             if first is not None:
