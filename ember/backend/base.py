@@ -131,3 +131,11 @@ class Backend:
         """``lax.scan``'s contract: apply ``body(carry, x) -> (carry, y)`` to each leading slice of
         the pytree ``xs``; return the last carry and the ``y``s stacked."""
         raise NotImplementedError
+
+    def take_rows(self, arrays: tuple[Any, ...], start: int, size: int) -> tuple[Any, ...]:
+        """Rows ``start:start + size`` of each array, in one call (one dispatch on JAX)."""
+        return tuple(a[start:start + size] for a in arrays)
+
+    def gather_rows(self, arrays: tuple[Any, ...], index: Any) -> tuple[Any, ...]:
+        """Rows ``index`` (a host integer array) of each array, in one call."""
+        return tuple(a[index] for a in arrays)

@@ -93,6 +93,13 @@ class JaxBackend(Backend):
     def scan(self, body: Any, carry: Any, xs: Any) -> tuple[Any, Any]:
         return jax.lax.scan(body, carry, xs)
 
+    def take_rows(self, arrays: tuple[Any, ...], start: int, size: int) -> tuple[Any, ...]:
+        # a dynamic start: one compiled program per batch size, not one per slice
+        return _take_rows(arrays, np.int32(start), size)  # a NumPy scalar: jit's fast path
+
+    def gather_rows(self, arrays: tuple[Any, ...], index: Any) -> tuple[Any, ...]:
+        return _gather_rows(arrays, np.asarray(index, dtype=np.int32))
+
 
 def _hashable(padding: Any) -> tuple[tuple[int, int], ...]:
     return tuple((int(lo), int(hi)) for lo, hi in padding)
@@ -162,3 +169,13 @@ def _avg_pool2d_grad(g: Any, x_shape: Any, kernel: Any, stride: Any, padding: An
     _, vjp = jax.vjp(lambda a: _avg_pool2d(a, kernel, stride, padding), jnp.zeros(x_shape,
                                                                                    g.dtype))
     return vjp(g)[0]
+
+
+@partial(jax.jit, static_argnames=("size",))
+def _take_rows(arrays: tuple[Any, ...], start: Any, size: int) -> tuple[Any, ...]:
+    return tuple(lax.dynamic_slice_in_dim(a, start, size, axis=0) for a in arrays)
+
+
+@jax.jit
+def _gather_rows(arrays: tuple[Any, ...], index: Any) -> tuple[Any, ...]:
+    return tuple(jnp.take(a, index, axis=0) for a in arrays)

@@ -212,7 +212,6 @@ class DataLoader:
         self.epoch = 0
         self.position = 0
         self._device: tuple[Any, tuple[Any, ...]] | None = None
-        self._epoch_cache: tuple[Any, Any] | None = None
 
     def _check_shard(self, shard: Any) -> tuple[int, int] | None:
         if shard is None:
@@ -298,28 +297,24 @@ class DataLoader:
         out = tuple(Tensor._make(bk.asarray(f, dtype=f.dtype), False, None) for f in fields)
         return out[0] if self._single else out
 
-    def _on_device(self, order: np.ndarray) -> tuple[Any, ...] | None:
-        """On an accelerator backend, the in-memory arrays in this epoch's order, on the device.
-
-        The data goes to the device once (cached); each epoch's order is one gather there, and
-        every batch is a slice of it: no host-to-device copy per batch.
-        """
+    def _on_device(self) -> tuple[Any, ...] | None:
+        """On an accelerator backend, the in-memory arrays on the device (moved once, cached), so
+        that a batch is one compiled slice or gather there: no host-to-device copy per batch."""
         bk = backend.get()
         if self._arrays is None or bk.name == "numpy":
             return None
         if self._device is None or self._device[0] is not bk:
             self._device = (bk, tuple(bk.asarray(a, dtype=a.dtype) for a in self._arrays))
-        arrays = self._device[1]
-        if not self.shuffle and self.shard is None:
-            return arrays
-        index = bk.asarray(order)
-        return tuple(a[index] for a in arrays)
+        return self._device[1]
 
-    def _ordered(self, order: np.ndarray) -> tuple[Any, ...] | None:
-        """:meth:`_on_device` for the current epoch, computed once per epoch."""
-        if self._epoch_cache is None or self._epoch_cache[0] != (self.epoch, backend.get()):
-            self._epoch_cache = ((self.epoch, backend.get()), self._on_device(order))
-        return self._epoch_cache[1]
+    def _device_rows(self, ordered: tuple[Any, ...], order: np.ndarray, lo: int,
+                     hi: int) -> tuple[Any, ...]:
+        """Samples ``order[lo:hi]`` from the device arrays: a slice when the data's own order is
+        kept, else a gather of just those rows (one compiled call either way)."""
+        bk = backend.get()
+        if not self.shuffle and self.shard is None:
+            return bk.take_rows(ordered, lo, hi - lo)
+        return bk.gather_rows(ordered, order[lo:hi])
 
     def next_batches(self, count: int) -> Any:
         """Up to ``count`` full batches from where the loader stands, stacked: arrays of shape
@@ -344,9 +339,10 @@ class DataLoader:
         if n <= 0:
             return None
         lo, hi = self.position * b, (self.position + n) * b
-        ordered = self._ordered(order)
+        ordered = self._on_device()
         if ordered is not None:
-            fields = tuple(a[lo:hi].reshape(n, b, *a.shape[1:]) for a in ordered)
+            rows = self._device_rows(ordered, order, lo, hi)
+            fields = tuple(a.reshape(n, b, *a.shape[1:]) for a in rows)
             out = tuple(Tensor._make(f, False, None) for f in fields)
             result = out[0] if self._single else out
         else:
@@ -361,10 +357,11 @@ class DataLoader:
     def __iter__(self) -> Iterator[Any]:
         order = self.indices()
         steps, b = len(self), self.batch_size
-        ordered = self._ordered(order)
+        ordered = self._on_device()
         for step in range(self.position, steps):
             if ordered is not None:
-                fields = tuple(a[step * b:(step + 1) * b] for a in ordered)
+                fields = self._device_rows(ordered, order, step * b,
+                                           min((step + 1) * b, len(order)))
                 wrapped = tuple(Tensor._make(f, False, None) for f in fields)
                 batch = wrapped[0] if self._single else wrapped
             else:
