@@ -400,3 +400,25 @@ def test_steps_per_execution_on_numpy_loops():
         t.fit(x, y, epochs=2, batch_size=8, verbose=0)
         out.append(weights(model))
     assert all(np.array_equal(out[0][k], out[1][k]) for k in out[0])
+
+
+@pytest.mark.parametrize("n", [64, 70])  # 64: the epoch divides into batches; 70: a short batch
+def test_epoch_mode_runs_each_epoch_once_whether_or_not_batches_divide_it(n):
+    ember.set_backend("jax")
+    try:
+        rng = np.random.default_rng(0)
+        x, y = rng.standard_normal((n, 4)).astype(np.float32), rng.integers(0, 2, n)
+        results = []
+        for spe in (1, "epoch"):
+            ember.manual_seed(0)
+            model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+            trainer = ember.Trainer(model, nn.SoftmaxCrossEntropy(), optim.SGD(
+                model.parameters(), lr=0.1), steps_per_execution=spe)
+            history = trainer.fit(x, y, epochs=2, batch_size=16, verbose=0)
+            results.append((history.history["loss"], model.state_dict()))
+        np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-6)
+        for key, value in results[0][1].items():
+            np.testing.assert_allclose(np.asarray(results[1][1][key]), np.asarray(value),
+                                       rtol=1e-5, atol=1e-6, err_msg=key)
+    finally:
+        ember.set_backend("numpy")

@@ -687,24 +687,29 @@ class Trainer:
                 step += 1
             return deliver(False)
 
+        done = False
         if use_scan and steps is None and loader._arrays is not None:
             # whole chunks straight from the loader's device-resident epoch: no per-batch copies
             sample = tuple(Tensor._make(bk.asarray(a[:1]), False, None) for a in loader._arrays)
             if self._materialize_metrics(sample[0] if len(sample) == 1 else sample):
                 mstate = self._mstate = self._init_mstate(with_loss=False)
-            while not stopped:
-                stacked = loader.next_batches(chunk_len)
+            remaining = total
+            while not stopped and remaining > 0:
+                stacked = loader.next_batches(min(chunk_len, remaining))
                 if stacked is None:
                     break  # what is left (a short last batch) runs as an ordinary step below
                 xs, ys = stacked if isinstance(stacked, tuple) else (stacked, None)
+                remaining -= int(xs.shape[0])
                 if xs.shape[0] == 1:
                     one = (Tensor._make(xs.data[0], False, None),
                            None if ys is None else Tensor._make(ys.data[0], False, None))
                     stopped = run_single(one if ys is not None else one[0])
                 else:
                     stopped = run_stacked(xs, ys)
+            # when no step remains the epoch is done: the loader already stands in the next one
+            done = remaining == 0
         chunk: list[Any] = []
-        batches = _limited(loader, steps) if not stopped else iter(())
+        batches = _limited(loader, steps) if not (stopped or done) else iter(())
         if self.compiled:
             first = next(batches, None)
             if first is not None:
