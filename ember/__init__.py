@@ -109,3 +109,12 @@ __all__ = [
     "bool_",
     *sorted(_ops.REGISTRY),
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``ember.plot`` on first use: it imports matplotlib, which ``import ember`` must not."""
+    if name == "plot":
+        import importlib
+
+        return importlib.import_module("ember.plot")
+    raise AttributeError(f"module 'ember' has no attribute {name!r}")

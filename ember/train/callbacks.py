@@ -54,7 +54,13 @@ __all__ = [
 
 
 def format_logs(logs: dict[str, Any]) -> list[str]:
-    """``["loss: 0.1234", ...]`` for the scalar entries of ``logs`` (``lr`` in ``%g``)."""
+    """``["loss: 0.1234", ...]`` for the scalar entries of ``logs`` (``lr`` in ``%g``).
+
+    Example:
+        >>> from ember.callbacks import format_logs
+        >>> format_logs({"loss": 0.123456, "lr": 0.001, "size": 32})
+        ['loss: 0.1235', 'lr: 0.001']
+    """
     out = []
     for key, value in logs.items():
         if key == "size" or not isinstance(value, (int, float)):
@@ -64,7 +70,21 @@ def format_logs(logs: dict[str, Any]) -> list[str]:
 
 
 class Callback:
-    """Base class: every hook does nothing. See the module docs for the order of the calls."""
+    """Base class: every hook does nothing. See the module docs for the order of the calls.
+
+    Example (stop training after the first epoch):
+        >>> import numpy as np
+        >>> import ember
+        >>> from ember import nn
+        >>> class StopAfterOne(ember.callbacks.Callback):
+        ...     def on_epoch_end(self, epoch, logs=None):
+        ...         self.trainer.stop_training = True
+        >>> t = ember.Trainer(nn.Linear(2, 1), "mse", "sgd")
+        >>> history = t.fit(np.ones((4, 2), "float32"), np.ones((4, 1), "float32"), epochs=5,
+        ...                 callbacks=[StopAfterOne()], verbose=0)
+        >>> history.epoch
+        [0]
+    """
 
     trainer: Any = None
 
@@ -106,7 +126,16 @@ class Callback:
 
 class CallbackList:
     """The callbacks of one ``fit``: the user's, then TerminateOnNaN (unless given) and the
-    progress logger. Used by the Trainer; calls each hook on each callback in order."""
+    progress logger. Used by the Trainer; calls each hook on each callback in order.
+
+    Example:
+        >>> import ember
+        >>> from ember import nn
+        >>> trainer = ember.Trainer(nn.Linear(2, 1), "mse", "sgd")
+        >>> hooks = ember.callbacks.CallbackList([], trainer, verbose=2)
+        >>> [type(cb).__name__ for cb in hooks.callbacks]
+        ['TerminateOnNaN', 'ProgbarLogger']
+    """
 
     def __init__(self, callbacks: Sequence[Callback] | None, trainer: Any, verbose: int = 0,
                  epochs: int = 1) -> None:
@@ -526,6 +555,15 @@ class ProgbarLogger(Callback):
     ``verbose=1`` on a terminal: a tqdm bar per epoch with the running loss and, at the end, the
     epoch's logs. Otherwise (``verbose=2``, or output that is not a terminal: a log file, CI):
     one plain line per epoch, no carriage returns or backspaces.
+
+    Example:
+        >>> import io
+        >>> from ember.callbacks import ProgbarLogger
+        >>> out = io.StringIO()
+        >>> bar = ProgbarLogger(verbose=2, epochs=3, stream=out)
+        >>> bar.on_epoch_begin(0); bar.on_epoch_end(0, {"loss": 0.25})
+        >>> print(out.getvalue().strip())  # doctest: +ELLIPSIS
+        Epoch 1/3 - ...s - loss: 0.2500
     """
 
     def __init__(self, verbose: int = 1, epochs: int = 1, stream: Any = None) -> None:
@@ -593,3 +631,14 @@ class ProgbarLogger(Callback):
 
     def _wants_batches(self) -> bool:
         return False
+
+
+def __getattr__(name: str) -> Any:
+    """``ember.callbacks.DecisionBoundaryRecorder`` lives in ``ember.plot`` (it needs
+    matplotlib only to draw, but is imported from there on first use, so that importing the
+    callbacks never imports matplotlib)."""
+    if name == "DecisionBoundaryRecorder":
+        from ember.plot import DecisionBoundaryRecorder
+
+        return DecisionBoundaryRecorder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
