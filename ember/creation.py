@@ -120,17 +120,35 @@ def _like(t: Any, value: Any, dtype: Any, requires_grad: bool) -> Tensor:
 
 
 def zeros_like(t: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """Zeros with the shape (and, by default, the dtype) of ``t``."""
+    """Zeros with the shape (and, by default, the dtype) of ``t``.
+
+    Example:
+        >>> import ember
+        >>> ember.zeros_like(ember.tensor([[1.0, 2.0]])).tolist()
+        [[0.0, 0.0]]
+    """
     return _like(t, 0, dtype, requires_grad)
 
 
 def ones_like(t: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """Ones with the shape (and, by default, the dtype) of ``t``."""
+    """Ones with the shape (and, by default, the dtype) of ``t``.
+
+    Example:
+        >>> import ember
+        >>> ember.ones_like(ember.tensor([1, 2]), dtype="float64").tolist()
+        [1.0, 1.0]
+    """
     return _like(t, 1, dtype, requires_grad)
 
 
 def full_like(t: Any, fill_value: float, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """``fill_value`` with the shape (and, by default, the dtype) of ``t``."""
+    """``fill_value`` with the shape (and, by default, the dtype) of ``t``.
+
+    Example:
+        >>> import ember
+        >>> ember.full_like(ember.zeros(2, 2), 7.0).tolist()
+        [[7.0, 7.0], [7.0, 7.0]]
+    """
     return _like(t, fill_value, dtype, requires_grad)
 
 

@@ -46,7 +46,14 @@ _grad_enabled = True
 
 
 def is_grad_enabled() -> bool:
-    """Whether ops record the graph (False inside :class:`no_grad`)."""
+    """Whether ops record the graph (False inside :class:`no_grad`).
+
+    Example:
+        >>> import ember
+        >>> with ember.no_grad():
+        ...     ember.is_grad_enabled()
+        False
+    """
     return _grad_enabled
 
 
@@ -107,7 +114,17 @@ class no_grad(_GradMode):
 
 
 class enable_grad(no_grad):
-    """Record the graph again inside a :class:`no_grad` block (context manager and decorator)."""
+    """Record the graph again inside a :class:`no_grad` block (context manager and decorator).
+
+    Example:
+        >>> import ember
+        >>> x = ember.ones(2, requires_grad=True)
+        >>> with ember.no_grad():
+        ...     with ember.enable_grad():
+        ...         y = x * 2
+        >>> y.requires_grad
+        True
+    """
 
     mode = True
 
@@ -148,6 +165,21 @@ class Function:
     The instance is the context ``ctx`` that both methods receive; it is the node in the graph.
     Use ``Op.apply(*inputs, **attrs)`` to run it on tensors. Inputs that are not tensors (Python
     numbers, arrays) are passed to ``forward`` as constants and get no gradient.
+
+    Example:
+        >>> import ember
+        >>> class Double(ember.Function):
+        ...     @staticmethod
+        ...     def forward(ctx, x):
+        ...         return 2 * x
+        ...     @staticmethod
+        ...     def backward(ctx, grad):
+        ...         return 2 * grad
+        >>> x = ember.tensor([1.0, 3.0], requires_grad=True)
+        >>> y = Double.apply(x)
+        >>> y.sum().backward()
+        >>> y.tolist(), x.grad.tolist()
+        ([2.0, 6.0], [2.0, 2.0])
     """
 
     #: the op's public name, used in error messages (set by ``ops.register``)

@@ -14,7 +14,15 @@ __all__ = ["gradcheck", "GradcheckError"]
 
 
 class GradcheckError(AssertionError):
-    """Analytic and numeric gradients disagree; the message names the input and the element."""
+    """Analytic and numeric gradients disagree; the message names the input and the element.
+
+    Example (``detach`` hides half of the gradient of ``t * t``):
+        >>> import ember
+        >>> x = ember.tensor([1.0, 2.0], requires_grad=True)
+        >>> ember.gradcheck(lambda t: t * t.detach(), x)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ember.gradcheck.GradcheckError: gradcheck: input 0 (shape (2,)): worst element (1,) ...
+    """
 
 
 def gradcheck(

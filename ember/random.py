@@ -31,7 +31,16 @@ _key: Any = None  # the stream's state: a key array of the active backend (made 
 
 
 def manual_seed(seed: int) -> None:
-    """Seed ember's random stream (parameter init, ``rand``/``randn``, dropout keys)."""
+    """Seed ember's random stream (parameter init, ``rand``/``randn``, dropout keys).
+
+    Example:
+        >>> import ember
+        >>> ember.manual_seed(0)
+        >>> a = ember.rand(3)
+        >>> ember.manual_seed(0)
+        >>> ember.rand(3).tolist() == a.tolist()
+        True
+    """
     global _seed, _key
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"manual_seed expects a non-negative integer, got {seed!r}")
@@ -39,12 +48,29 @@ def manual_seed(seed: int) -> None:
 
 
 def initial_seed() -> int:
-    """The seed last given to :func:`manual_seed` (0 when never called)."""
+    """The seed last given to :func:`manual_seed` (0 when never called).
+
+    Example:
+        >>> import ember
+        >>> ember.manual_seed(3)
+        >>> ember.initial_seed()
+        3
+        >>> ember.manual_seed(0)  # back to the default seed
+    """
     return _seed
 
 
 def get_state() -> Any:
-    """The stream's current key array (what a checkpoint or a compiled step carries)."""
+    """The stream's current key array (what a checkpoint or a compiled step carries).
+
+    Example:
+        >>> import ember
+        >>> state = ember.random.get_state()
+        >>> a = ember.rand(2)
+        >>> ember.random.set_state(state)  # replay the same draw
+        >>> ember.rand(2).tolist() == a.tolist()
+        True
+    """
     global _key
     bk = backend.get()
     if _key is None or not bk.owns(_key):
@@ -53,13 +79,29 @@ def get_state() -> Any:
 
 
 def set_state(key: Any) -> None:
-    """Restore the stream from a key array returned by :func:`get_state`."""
+    """Restore the stream from a key array returned by :func:`get_state`.
+
+    Example:
+        >>> import ember
+        >>> state = ember.random.get_state()
+        >>> a = ember.randn(2)
+        >>> ember.random.set_state(state)
+        >>> ember.randn(2).tolist() == a.tolist()
+        True
+    """
     global _key
     _key = key
 
 
 def next_key() -> Any:
-    """A fresh key from the stream (advances it by one split)."""
+    """A fresh key from the stream (advances it by one split).
+
+    Example:
+        >>> import ember
+        >>> k1, k2 = ember.random.next_key(), ember.random.next_key()
+        >>> bool((k1 != k2).any())
+        True
+    """
     global _key
     keys = backend.get().split(get_state(), 2)
     _key = keys[0]
@@ -68,6 +110,14 @@ def next_key() -> Any:
 
 def key_for(name: str, seed: int | None = None) -> Any:
     """A key derived from ``seed`` (default: the current one) and ``name`` alone (e.g. a
-    parameter's path), independent of the draws made before."""
+    parameter's path), independent of the draws made before.
+
+    Example:
+        >>> from ember import random
+        >>> a = random.key_for("fc.weight", seed=0)
+        >>> same, other = random.key_for("fc.weight", seed=0), random.key_for("fc.bias", seed=0)
+        >>> bool((a == same).all()), bool((a == other).all())
+        (True, False)
+    """
     bk = backend.get()
     return bk.fold_in(bk.key(_seed if seed is None else seed), zlib.crc32(name.encode("utf-8")))

@@ -54,7 +54,13 @@ default_int = int64
 
 
 def as_dtype(dtype: Any) -> np.dtype:
-    """A dtype object from a name, a type or a dtype (``"float32"``, ``ember.float64``…)."""
+    """A dtype object from a name, a type or a dtype (``"float32"``, ``ember.float64``…).
+
+    Example:
+        >>> import ember
+        >>> ember.as_dtype("float64"), ember.as_dtype(ember.int32)
+        (dtype('float64'), dtype('int32'))
+    """
     try:
         out = np.dtype(dtype)
     except TypeError as e:
@@ -65,7 +71,13 @@ def as_dtype(dtype: Any) -> np.dtype:
 
 
 def is_traced(array: Any) -> bool:
-    """True for a JAX tracer: an abstract value inside a compiled function, with no numbers yet."""
+    """True for a JAX tracer: an abstract value inside a compiled function, with no numbers yet.
+
+    Example (a concrete array of either backend is not traced):
+        >>> from ember import backend
+        >>> backend.is_traced(backend.get().xp.ones(2))
+        False
+    """
     jax = sys.modules.get("jax")
     return jax is not None and isinstance(array, jax.core.Tracer)
 
@@ -96,7 +108,14 @@ def _make(name: str) -> Backend:
 
 
 def get() -> Backend:
-    """The active backend (chosen by :func:`set_backend` or ``EMBER_BACKEND``, else NumPy)."""
+    """The active backend (chosen by :func:`set_backend` or ``EMBER_BACKEND``, else NumPy).
+
+    Example:
+        >>> from ember import backend
+        >>> bk = backend.get()
+        >>> bk.name, bk.to_numpy(bk.xp.arange(3)).tolist()
+        ('numpy', [0, 1, 2])
+    """
     global _active
     if _active is None:
         env = os.environ.get("EMBER_BACKEND", "numpy").strip().lower() or "numpy"
@@ -127,12 +146,24 @@ def set_backend(name: str) -> None:
 
 
 def get_backend() -> str:
-    """The name of the active backend: ``"numpy"`` or ``"jax"``."""
+    """The name of the active backend: ``"numpy"`` or ``"jax"``.
+
+    Example:
+        >>> import ember
+        >>> ember.get_backend()
+        'numpy'
+    """
     return get().name
 
 
 def available() -> list[str]:
-    """The backends that can be used on this machine."""
+    """The backends that can be used on this machine.
+
+    Example:
+        >>> from ember import backend
+        >>> "numpy" in backend.available()
+        True
+    """
     names = ["numpy"]
     try:
         _make("jax")

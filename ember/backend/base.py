@@ -11,6 +11,12 @@ class Backend:
     Subclasses set ``name`` and ``xp`` and implement the methods below. Arrays are never mutated in
     place by framework code, so the same op code runs on NumPy arrays and on immutable JAX arrays
     and tracers.
+
+    Example:
+        >>> from ember import backend
+        >>> bk = backend.get()                 # the active Backend
+        >>> isinstance(bk, backend.Backend), bk.to_numpy(bk.erf(bk.xp.zeros(2))).tolist()
+        (True, [0.0, 0.0])
     """
 
     name: str = ""

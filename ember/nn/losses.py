@@ -50,6 +50,16 @@ class Loss:
 
     Subclasses set ``name`` (the Keras-style name) and implement ``forward``; the keyword
     arguments given to ``__init__`` are kept for ``repr`` and :meth:`config`.
+
+    Example:
+        >>> import ember
+        >>> from ember import nn
+        >>> class MeanAbsolute(nn.Loss):
+        ...     name = "mean_absolute"
+        ...     def forward(self, pred, target):
+        ...         return (pred - target).abs().mean()
+        >>> MeanAbsolute()(ember.tensor([1.0, 4.0]), ember.tensor([2.0, 2.0])).item()
+        1.5
     """
 
     name: ClassVar[str] = ""
@@ -65,6 +75,7 @@ class Loss:
         return self.forward(pred, target)
 
     def forward(self, pred: Tensor, target: Any) -> Tensor:
+        """The loss of ``pred`` against ``target`` (a scalar unless ``reduction="none"``)."""
         raise NotImplementedError(f"{type(self).__name__} must define forward(pred, target)")
 
     def config(self) -> dict[str, Any]:
@@ -302,7 +313,15 @@ class SoftmaxCrossEntropy(Loss):
 
 
 class CrossEntropyLoss(SoftmaxCrossEntropy):
-    """PyTorch's name for :class:`SoftmaxCrossEntropy` (classes on the last axis)."""
+    """PyTorch's name for :class:`SoftmaxCrossEntropy` (classes on the last axis).
+
+    Example:
+        >>> import ember
+        >>> from ember import nn
+        >>> loss = nn.CrossEntropyLoss(reduction="none")
+        >>> [round(v, 4) for v in loss(ember.tensor([[0.0, 0.0], [0.0, 2.0]]), [0, 1]).tolist()]
+        [0.6931, 0.1269]
+    """
 
 
 class KLDivergence(Loss):
@@ -374,7 +393,15 @@ def get_loss(loss: str | dict[str, Any] | Loss, **options: Any) -> Loss:
 
 class Penalty:
     """Base of :class:`L1` and :class:`L2`: ``penalty(model)`` is a scalar tensor to add to a
-    loss, with the gradient flowing into the chosen parameters."""
+    loss, with the gradient flowing into the chosen parameters.
+
+    Example:
+        >>> from ember import nn
+        >>> model = nn.Linear(2, 1, init="ones")
+        >>> penalty = nn.L2(0.01)              # then: loss = loss_fn(model(x), y) + penalty(model)
+        >>> isinstance(penalty, nn.Penalty), round(penalty(model).item(), 4)  # 0.01 * (1 + 1)
+        (True, 0.02)
+    """
 
     def __init__(self, lam: float, parameters: Iterable[Tensor] | None = None) -> None:
         if not isinstance(lam, numbers.Real) or lam < 0:

@@ -266,6 +266,7 @@ class Module:
         setattr_(self, "_has_lazy", False)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The computation: subclasses define it; call the module, ``model(x)``, to run it."""
         raise NotImplementedError(f"{type(self).__name__} must define forward(self, ...)")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -63,7 +63,13 @@ class LeakyRelu(Function):
 
 @register("sigmoid")
 class Sigmoid(Function):
-    """``1 / (1 + exp(-x))``, computed from exp(-|x|) so that it never overflows."""
+    """``1 / (1 + exp(-x))``, computed from exp(-|x|) so that it never overflows.
+
+    Example:
+        >>> import ember
+        >>> ember.sigmoid(ember.tensor([0.0, 1000.0])).tolist()
+        [0.5, 1.0]
+    """
 
     def forward(ctx, x):
         xp = _xp()
@@ -79,7 +85,13 @@ class Sigmoid(Function):
 
 @register("tanh")
 class Tanh(Function):
-    """Hyperbolic tangent."""
+    """Hyperbolic tangent.
+
+    Example:
+        >>> import ember
+        >>> ember.tanh(ember.tensor([0.0])).tolist()
+        [0.0]
+    """
 
     def forward(ctx, x):
         out = _xp().tanh(x)
@@ -97,6 +109,11 @@ class Softplus(Function):
 
     Fused: the naive form overflows for large x, and relu(x) + log(1 + exp(-|x|)) built from
     primitives has a wrong gradient (0 instead of 1/2) at exactly x = 0.
+
+    Example:
+        >>> import ember
+        >>> round(ember.softplus(ember.tensor(0.0)).item(), 4)  # log(2)
+        0.6931
     """
 
     def forward(ctx, x):
@@ -163,6 +180,11 @@ class LogSoftmax(Function):
     """``x - logsumexp(x)`` along ``axis``.
 
     Fused: log(softmax(x)) underflows to -inf for large logit gaps; this form stays exact.
+
+    Example:
+        >>> import ember
+        >>> ember.log_softmax(ember.tensor([0.0, 1000.0])).tolist()
+        [-1000.0, 0.0]
     """
 
     def forward(ctx, x, axis=-1):

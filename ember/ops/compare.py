@@ -23,6 +23,13 @@ def _data(x: Any) -> Any:
 
 def _compare(name: str, fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Tensor]:
     def compare(a: Any, b: Any) -> Tensor:
+        """Elementwise ``a %s b`` as a boolean tensor (no gradient).
+
+        Example:
+            >>> import ember
+            >>> ember.%s(ember.tensor([1.0, 2.0, 3.0]), 2.0).tolist()
+            %s
+        """
         a, b = _data(a), _data(b)
         try:
             return Tensor._make(fn(a, b), False, None)
@@ -31,7 +38,8 @@ def _compare(name: str, fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], T
             raise ValueError(f"ember.{name}: shapes {sa} and {sb} cannot be broadcast "
                              f"together") from e
 
-    compare.__doc__ = f"Elementwise ``a {_SYMBOLS[name]} b`` as a boolean tensor (no gradient)."
+    # the docstring is a template: each op shows its own symbol, name and example's result
+    compare.__doc__ = str(compare.__doc__) % (_SYMBOLS[name], name, [fn(v, 2) for v in (1, 2, 3)])
     return compare
 
 

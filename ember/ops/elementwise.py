@@ -40,7 +40,13 @@ class Add(Function):
 
 @register("sub", dunders=("__sub__",), rdunders=("__rsub__",))
 class Sub(Function):
-    """``a - b``, broadcasting."""
+    """``a - b``, broadcasting.
+
+    Example:
+        >>> import ember
+        >>> (ember.tensor([3.0, 5.0]) - 1).tolist()
+        [2.0, 4.0]
+    """
 
     broadcasts = True
 
@@ -53,7 +59,13 @@ class Sub(Function):
 
 @register("mul", dunders=("__mul__",), rdunders=("__rmul__",))
 class Mul(Function):
-    """``a * b``, broadcasting."""
+    """``a * b``, broadcasting.
+
+    Example:
+        >>> import ember
+        >>> (ember.tensor([1.0, 2.0]) * ember.tensor([3.0, 4.0])).tolist()
+        [3.0, 8.0]
+    """
 
     broadcasts = True
 
@@ -69,7 +81,13 @@ class Mul(Function):
 
 @register("div", dunders=("__truediv__",), rdunders=("__rtruediv__",))
 class Div(Function):
-    """``a / b``, broadcasting."""
+    """``a / b``, broadcasting.
+
+    Example:
+        >>> import ember
+        >>> (ember.tensor([1.0, 3.0]) / 2).tolist()
+        [0.5, 1.5]
+    """
 
     broadcasts = True
 
@@ -87,7 +105,13 @@ class Div(Function):
 
 @register("pow", dunders=("__pow__",), rdunders=("__rpow__",))
 class Pow(Function):
-    """``a ** b``, broadcasting; the exponent may be a tensor or a number."""
+    """``a ** b``, broadcasting; the exponent may be a tensor or a number.
+
+    Example:
+        >>> import ember
+        >>> (ember.tensor([2.0, 3.0]) ** 2).tolist()
+        [4.0, 9.0]
+    """
 
     broadcasts = True
 
@@ -110,7 +134,13 @@ class Pow(Function):
 
 @register("neg", dunders=("__neg__",))
 class Neg(Function):
-    """``-x``."""
+    """``-x``.
+
+    Example:
+        >>> import ember
+        >>> (-ember.tensor([1.0, -2.0])).tolist()
+        [-1.0, 2.0]
+    """
 
     def forward(ctx, x):
         return -x
@@ -141,7 +171,13 @@ class Exp(Function):
 
 @register("log")
 class Log(Function):
-    """Natural logarithm, elementwise."""
+    """Natural logarithm, elementwise.
+
+    Example:
+        >>> import ember
+        >>> ember.log(ember.tensor([1.0])).tolist()
+        [0.0]
+    """
 
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -154,7 +190,13 @@ class Log(Function):
 
 @register("sqrt")
 class Sqrt(Function):
-    """Square root, elementwise."""
+    """Square root, elementwise.
+
+    Example:
+        >>> import ember
+        >>> ember.sqrt(ember.tensor([4.0, 9.0])).tolist()
+        [2.0, 3.0]
+    """
 
     def forward(ctx, x):
         out = _xp().sqrt(x)
@@ -168,7 +210,13 @@ class Sqrt(Function):
 
 @register("abs", dunders=("__abs__",))
 class Abs(Function):
-    """Absolute value; its gradient at 0 is 0."""
+    """Absolute value; its gradient at 0 is 0.
+
+    Example:
+        >>> import ember
+        >>> abs(ember.tensor([-1.5, 2.0])).tolist()
+        [1.5, 2.0]
+    """
 
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -181,7 +229,13 @@ class Abs(Function):
 
 @register("maximum")
 class Maximum(Function):
-    """Elementwise maximum of ``a`` and ``b``; where they tie, each gets half the gradient."""
+    """Elementwise maximum of ``a`` and ``b``; where they tie, each gets half the gradient.
+
+    Example:
+        >>> import ember
+        >>> ember.maximum(ember.tensor([1.0, 4.0]), ember.tensor([3.0, 2.0])).tolist()
+        [3.0, 4.0]
+    """
 
     broadcasts = True
 
@@ -198,7 +252,13 @@ class Maximum(Function):
 
 @register("minimum")
 class Minimum(Function):
-    """Elementwise minimum of ``a`` and ``b``; where they tie, each gets half the gradient."""
+    """Elementwise minimum of ``a`` and ``b``; where they tie, each gets half the gradient.
+
+    Example:
+        >>> import ember
+        >>> ember.minimum(ember.tensor([1.0, 4.0]), ember.tensor([3.0, 2.0])).tolist()
+        [1.0, 2.0]
+    """
 
     broadcasts = True
 
@@ -266,7 +326,13 @@ class Where(Function):
 
 @register("erf")
 class Erf(Function):
-    """The error function, elementwise."""
+    """The error function, elementwise.
+
+    Example:
+        >>> import ember
+        >>> round(ember.erf(ember.tensor(1.0)).item(), 4)
+        0.8427
+    """
 
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -296,7 +362,13 @@ class AsType(Function):
 
 @register("sin")
 class Sin(Function):
-    """Sine, elementwise."""
+    """Sine, elementwise.
+
+    Example:
+        >>> import ember
+        >>> ember.sin(ember.tensor([0.0])).tolist()
+        [0.0]
+    """
 
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -309,7 +381,13 @@ class Sin(Function):
 
 @register("cos")
 class Cos(Function):
-    """Cosine, elementwise."""
+    """Cosine, elementwise.
+
+    Example:
+        >>> import ember
+        >>> ember.cos(ember.tensor([0.0])).tolist()
+        [1.0]
+    """
 
     def forward(ctx, x):
         ctx.save_for_backward(x)

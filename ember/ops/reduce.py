@@ -68,7 +68,13 @@ class Sum(_Reduction):
 
 @register("mean")
 class Mean(_Reduction):
-    """Mean over ``axis`` (all axes by default)."""
+    """Mean over ``axis`` (all axes by default).
+
+    Example:
+        >>> import ember
+        >>> ember.tensor([[1.0, 5.0], [3.0, 4.0]]).mean(axis=0).tolist()
+        [2.0, 4.5]
+    """
 
     def forward(ctx, x, axis=None, keepdims=False):
         return _xp().mean(x, axis=ctx._setup(x, axis, keepdims), keepdims=keepdims)
@@ -111,7 +117,13 @@ class Max(_Extremum):
 
 @register("min")
 class Min(_Extremum):
-    """Minimum over ``axis`` (all axes by default)."""
+    """Minimum over ``axis`` (all axes by default).
+
+    Example:
+        >>> import ember
+        >>> ember.tensor([[1.0, 5.0], [3.0, 4.0]]).min(axis=1).tolist()
+        [1.0, 3.0]
+    """
 
     def forward(ctx, x, axis=None, keepdims=False):
         return ctx._reduce(x, axis, keepdims, _xp().min)
@@ -134,7 +146,13 @@ def var(x: Tensor, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> T
 
 @register("std")
 def std(x: Tensor, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-    """Standard deviation over ``axis`` (``sqrt(var)``, same ``ddof`` convention)."""
+    """Standard deviation over ``axis`` (``sqrt(var)``, same ``ddof`` convention).
+
+    Example:
+        >>> import ember
+        >>> ember.tensor([1.0, 3.0]).std().item()
+        1.0
+    """
     return var(x, axis=axis, keepdims=keepdims, ddof=ddof).sqrt()  # type: ignore[attr-defined]
 
 
@@ -157,5 +175,11 @@ def argmax(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor
 
 @register("argmin", differentiable=False)
 def argmin(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
-    """Index of the minimum along ``axis`` (of the flattened tensor by default); no gradient."""
+    """Index of the minimum along ``axis`` (of the flattened tensor by default); no gradient.
+
+    Example:
+        >>> import ember
+        >>> ember.tensor([[1.0, 5.0], [4.0, 3.0]]).argmin(axis=1).tolist()
+        [0, 1]
+    """
     return _arg(x, axis, keepdims, _xp().argmin)

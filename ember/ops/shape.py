@@ -75,7 +75,13 @@ def flatten(x: Tensor, start_axis: int = 0, end_axis: int = -1) -> Tensor:
 
 @register("squeeze")
 def squeeze(x: Tensor, axis: int | tuple[int, ...] | None = None) -> Tensor:
-    """Remove axes of size 1 (all of them, or those in ``axis``, which must have size 1)."""
+    """Remove axes of size 1 (all of them, or those in ``axis``, which must have size 1).
+
+    Example:
+        >>> import ember
+        >>> ember.zeros(1, 3, 1).squeeze().shape
+        (3,)
+    """
     if axis is None:
         return Reshape.apply(x, tuple(n for n in x.shape if n != 1))
     axes = {_axis(a, x.ndim, "squeeze") for a in (axis if isinstance(axis, tuple) else (axis,))}
@@ -133,13 +139,25 @@ def transpose(x: Tensor, *axes: Any) -> Tensor:
 
 @register("permute")
 def permute(x: Tensor, *axes: Any) -> Tensor:
-    """Reorder the axes: ``x.permute(0, 2, 1)`` (PyTorch's name for ``transpose(axes)``)."""
+    """Reorder the axes: ``x.permute(0, 2, 1)`` (PyTorch's name for ``transpose(axes)``).
+
+    Example:
+        >>> import ember
+        >>> ember.zeros(2, 3, 4).permute(2, 0, 1).shape
+        (4, 2, 3)
+    """
     return Transpose.apply(x, _permutation(x, _varargs(axes), "permute"))
 
 
 @register("swapaxes")
 def swapaxes(x: Tensor, axis1: int, axis2: int) -> Tensor:
-    """Exchange two axes."""
+    """Exchange two axes.
+
+    Example:
+        >>> import ember
+        >>> ember.tensor([[1.0, 2.0]]).swapaxes(0, 1).tolist()
+        [[1.0], [2.0]]
+    """
     perm = list(range(x.ndim))
     a, b = _axis(axis1, x.ndim, "swapaxes"), _axis(axis2, x.ndim, "swapaxes")
     perm[a], perm[b] = perm[b], perm[a]

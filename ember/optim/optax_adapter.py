@@ -34,6 +34,16 @@ class OptaxOptimizer(Optimizer):
     One parameter group; no ``lr`` of its own (the transformation holds it, schedules included),
     no ``clip_norm=`` (chain ``optax.clip_by_global_norm`` instead). Every parameter needs a
     gradient at each step, as optax updates them all.
+
+    Example:
+        >>> import ember, optax
+        >>> ember.set_backend("jax")
+        >>> w = ember.tensor([1.0, 2.0], requires_grad=True)
+        >>> opt = ember.optim.from_optax(optax.adam(0.1), [w])
+        >>> w.grad = ember.tensor([1.0, -1.0]); opt.step()
+        >>> isinstance(opt, ember.optim.OptaxOptimizer), [round(v, 4) for v in w.tolist()]
+        (True, [0.9, 2.1])
+        >>> ember.set_backend("numpy")
     """
 
     def __init__(self, transformation: Any, params: Any) -> None:  # noqa: D107

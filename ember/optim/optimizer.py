@@ -108,6 +108,21 @@ class Optimizer:
             before every update (``clip_grad_norm``; the ``.grad`` tensors are left as they are).
         clip_value: if given, clip every gradient element to ``[-clip_value, clip_value]`` (before
             ``clip_norm`` when both are given).
+
+    Example (an optimizer that moves each parameter by ``lr`` against the gradient's sign):
+        >>> import ember
+        >>> def sign_descent(param, grad, state, lr, step):
+        ...     return param - lr * ember.backend.get().xp.sign(grad), state
+        >>> class SignSGD(ember.optim.Optimizer):
+        ...     rule = staticmethod(sign_descent)
+        ...     def __init__(self, params, lr):
+        ...         super().__init__(params, {"lr": lr})
+        >>> w = ember.tensor([1.0, -2.0], requires_grad=True)
+        >>> opt = SignSGD([w], lr=0.5)
+        >>> (w * w).sum().backward()
+        >>> opt.step()
+        >>> w.tolist()
+        [0.5, -1.5]
     """
 
     rule: Callable[..., tuple[Any, dict[str, Any]]]

@@ -30,7 +30,17 @@ State = dict[str, Any]
 def sgd(param: Any, grad: Any, state: State, lr: Any, step: Any, *, momentum: float = 0.0,
         dampening: float = 0.0, nesterov: bool = False,
         weight_decay: float = 0.0) -> tuple[Any, State]:
-    """SGD with optional (Nesterov) momentum: state ``momentum_buffer`` when ``momentum > 0``."""
+    """SGD with optional (Nesterov) momentum: state ``momentum_buffer`` when ``momentum > 0``.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import rules
+        >>> p, g = np.array([1.0, 2.0]), np.array([0.5, -0.5])
+        >>> state = {"momentum_buffer": np.zeros(2)}
+        >>> new_p, state = rules.sgd(p, g, state, np.array(0.1), np.array(1), momentum=0.9)
+        >>> new_p.tolist(), state["momentum_buffer"].tolist()
+        ([0.95, 2.05], [0.5, -0.5])
+    """
     if weight_decay:
         grad = grad + weight_decay * param
     if not momentum:
@@ -44,7 +54,17 @@ def sgd(param: Any, grad: Any, state: State, lr: Any, step: Any, *, momentum: fl
 
 def adagrad(param: Any, grad: Any, state: State, lr: Any, step: Any, *, eps: float,
             weight_decay: float = 0.0) -> tuple[Any, State]:
-    """AdaGrad: divide by the root of the running sum of squared gradients (state ``sum``)."""
+    """AdaGrad: divide by the root of the running sum of squared gradients (state ``sum``).
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import rules
+        >>> p, g = np.array([1.0, 2.0]), np.array([0.5, -0.5])
+        >>> new_p, state = rules.adagrad(p, g, {"sum": np.zeros(2)}, np.array(0.1), np.array(1),
+        ...                              eps=1e-10)
+        >>> new_p.round(6).tolist(), state["sum"].tolist()
+        ([0.9, 2.1], [0.25, 0.25])
+    """
     if weight_decay:
         grad = grad + weight_decay * param
     total = state["sum"] + grad * grad
@@ -55,7 +75,17 @@ def rmsprop(param: Any, grad: Any, state: State, lr: Any, step: Any, *, alpha: f
             momentum: float = 0.0, centered: bool = False,
             weight_decay: float = 0.0) -> tuple[Any, State]:
     """RMSProp: divide by the root of a running mean of squared gradients (``square_avg``);
-    ``centered`` subtracts the squared running mean gradient (``grad_avg``) first."""
+    ``centered`` subtracts the squared running mean gradient (``grad_avg``) first.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.optim import rules
+        >>> p, g = np.array([1.0, 2.0]), np.array([0.5, -0.5])
+        >>> new_p, state = rules.rmsprop(p, g, {"square_avg": np.zeros(2)}, np.array(0.1),
+        ...                              np.array(1), alpha=0.99, eps=1e-8)
+        >>> new_p.round(4).tolist(), state["square_avg"].round(6).tolist()
+        ([0.0, 3.0], [0.0025, 0.0025])
+    """
     xp = backend.get().xp
     if weight_decay:
         grad = grad + weight_decay * param
@@ -74,7 +104,18 @@ def rmsprop(param: Any, grad: Any, state: State, lr: Any, step: Any, *, alpha: f
 def adam(param: Any, grad: Any, state: State, lr: Any, step: Any, *, betas: tuple[float, float],
          eps: float, weight_decay: float = 0.0, amsgrad: bool = False) -> tuple[Any, State]:
     """Adam with bias correction (``exp_avg``, ``exp_avg_sq``; ``max_exp_avg_sq`` for AMSGrad);
-    ``weight_decay`` adds ``weight_decay * param`` to the gradient (L2, not AdamW's decay)."""
+    ``weight_decay`` adds ``weight_decay * param`` to the gradient (L2, not AdamW's decay).
+
+    Example (the first step moves each element by about ``lr``):
+        >>> import numpy as np
+        >>> from ember.optim import rules
+        >>> p, g = np.array([1.0, 2.0]), np.array([0.5, -0.5])
+        >>> state = {"exp_avg": np.zeros(2), "exp_avg_sq": np.zeros(2)}
+        >>> new_p, state = rules.adam(p, g, state, np.array(0.1), np.array(1), betas=(0.9, 0.999),
+        ...                           eps=1e-8)
+        >>> new_p.round(6).tolist()
+        [0.9, 2.1]
+    """
     xp = backend.get().xp
     beta1, beta2 = betas
     if weight_decay:
@@ -101,6 +142,17 @@ def adam(param: Any, grad: Any, state: State, lr: Any, step: Any, *, betas: tupl
 
 def adamw(param: Any, grad: Any, state: State, lr: Any, step: Any, *, betas: tuple[float, float],
           eps: float, weight_decay: float = 0.0, amsgrad: bool = False) -> tuple[Any, State]:
-    """AdamW: Adam after shrinking the parameter by ``lr * weight_decay`` (decoupled decay)."""
+    """AdamW: Adam after shrinking the parameter by ``lr * weight_decay`` (decoupled decay).
+
+    Example (``p * (1 - 0.1 * 0.5)``, then Adam's first step of about ``lr``):
+        >>> import numpy as np
+        >>> from ember.optim import rules
+        >>> p, g = np.array([1.0, 2.0]), np.array([0.5, -0.5])
+        >>> state = {"exp_avg": np.zeros(2), "exp_avg_sq": np.zeros(2)}
+        >>> new_p, state = rules.adamw(p, g, state, np.array(0.1), np.array(1), betas=(0.9, 0.999),
+        ...                            eps=1e-8, weight_decay=0.5)
+        >>> new_p.round(6).tolist()
+        [0.85, 2.0]
+    """
     param = param * (1.0 - lr * weight_decay)
     return adam(param, grad, state, lr, step, betas=betas, eps=eps, amsgrad=amsgrad)
