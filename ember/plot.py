@@ -456,7 +456,15 @@ def plot_decision_boundary(model: Module, x: Any, y: Any, path: PathLike | None 
 @dataclass
 class DecisionFrame:
     """One recorded state of a classifier: the classes on the recorder's grid after ``epoch``
-    epochs (0: before training), with the epoch's loss and accuracy when they were logged."""
+    epochs (0: before training), with the epoch's loss and accuracy when they were logged.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.plot import DecisionFrame
+        >>> grid = np.zeros((2, 2))
+        >>> DecisionFrame(3, grid, grid, grid.astype(int), loss=0.25, accuracy=0.9).title()
+        'epoch 3  loss 0.2500  acc 0.900'
+    """
 
     epoch: int
     xx: np.ndarray
