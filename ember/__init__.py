@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import sys as _sys
+from typing import Any as _Any
 
 from ember import data, nn, optim
 from ember import ops as _ops
@@ -111,7 +112,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
+def __getattr__(name: str) -> _Any:
     """``ember.plot`` on first use: it imports matplotlib, which ``import ember`` must not."""
     if name == "plot":
         import importlib
