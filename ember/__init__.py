@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 import sys as _sys
-from typing import Any as _Any
+import typing as _typing
 
 from ember import data, nn, optim
 from ember import ops as _ops
@@ -112,10 +112,13 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> _Any:
-    """``ember.plot`` on first use: it imports matplotlib, which ``import ember`` must not."""
-    if name == "plot":
-        import importlib
 
-        return importlib.import_module("ember.plot")
-    raise AttributeError(f"module 'ember' has no attribute {name!r}")
+if not _typing.TYPE_CHECKING:  # hidden from type checkers: unknown ember.X must stay errors there
+
+    def __getattr__(name: str) -> _typing.Any:
+        """``ember.plot`` on first use: it imports matplotlib, which ``import ember`` must not."""
+        if name == "plot":
+            import importlib
+
+            return importlib.import_module("ember.plot")
+        raise AttributeError(f"module 'ember' has no attribute {name!r}")
