@@ -527,8 +527,8 @@ def test_matmul_shape_error_names_op_and_shapes(backend):
 def test_python_m_ember_learns():
     env = dict(os.environ)
     env.pop("EMBER_BACKEND", None)
-    res = subprocess.run([sys.executable, "-m", "ember", "--steps", "50"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run([sys.executable, "-m", "ember", "demo", "--steps", "50"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     losses = {int(step): float(loss)
               for step, loss in re.findall(r"step\s+(\d+)\s+loss\s+([0-9.]+)", res.stdout)}
