@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys as _sys
 import typing as _typing
 
-from ember import data, nn, optim
+from ember import data, distributed, nn, optim
 from ember import ops as _ops
 from ember.backend import (
     as_dtype,
@@ -64,6 +64,7 @@ _sys.modules.setdefault(f"{__name__}.metrics", metrics)
 
 __all__ = [
     "data",
+    "distributed",
     "nn",
     "optim",
     "metrics",

@@ -15,6 +15,11 @@ static (a new value retraces); pass values that change every call as tensors or 
 
 On the NumPy backend ``jit`` runs the function eagerly, unchanged (``trace_count`` stays 0).
 
+Data parallelism: ``jit(fn, mesh=mesh)`` (or calling under ``jax.set_mesh(mesh)``) replicates the
+state and the outputs over the devices of ``mesh`` and keeps the sharding of array arguments that
+already lie on it, such as a batch split with :func:`ember.distributed.shard_batch`; XLA inserts the
+gradient all-reduce (see :mod:`ember.distributed`).
+
 Example:
     >>> import ember
     >>> w = ember.tensor([1.0, 2.0], requires_grad=True)
@@ -32,6 +37,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -214,11 +220,26 @@ class _Entry:
 
 
 class JitFunction:
-    """A compiled ember function (see :func:`jit`)."""
+    """A compiled ember function (see :func:`jit`): call it like the function.
 
-    def __init__(self, fn: Callable[..., Any], donate: bool = True) -> None:
+    Example:
+        >>> import ember
+        >>> inc = ember.jit(lambda x: x + 1)
+        >>> type(inc).__name__, inc(ember.ones(2)).tolist(), inc.trace_count  # NumPy: eager
+        ('JitFunction', [2.0, 2.0], 0)
+    """
+
+    def __init__(self, fn: Callable[..., Any], donate: bool = True, mesh: Any = None) -> None:
         self.fn = fn
         self.donate = donate
+        if mesh is not None:
+            from ember.distributed import auto_axes, make_mesh
+
+            if type(mesh).__name__ == "Mesh":  # any axes; Explicit ones become Auto
+                mesh = auto_axes(mesh)
+            else:  # "all", a number, a list of devices
+                mesh = make_mesh(mesh, owner="ember.jit", arg="mesh")
+        self.mesh = mesh
         self.trace_count = 0
         self._cache: dict[Any, _Entry] = {}
         self._walks: dict[int, Any] = {}
@@ -227,6 +248,45 @@ class JitFunction:
     def clear_cache(self) -> None:
         """Forget every compiled version (the next call traces again)."""
         self._cache.clear()
+
+    def lower(self, *args: Any, **kwargs: Any) -> Any:
+        """The ``jax.stages.Lowered`` program for these arguments, without running it (JAX
+        backend): ``.as_text()`` is the program, ``.compile().as_text()`` what XLA made of it
+        (e.g. the all-reduce a mesh adds). The objects' state is left as it was.
+
+        Example:
+            >>> import ember
+            >>> ember.set_backend("jax")
+            >>> double = ember.jit(lambda x: x * 2)
+            >>> "multiply" in double.lower(ember.ones(3)).as_text()
+            True
+            >>> ember.set_backend("numpy")
+        """
+        if backend.get().name != "jax":
+            raise RuntimeError("JitFunction.lower needs the JAX backend: "
+                               "ember.set_backend(\"jax\")")
+        from ember.nn.module import structure_version
+
+        mesh = self.mesh if self.mesh is not None else _context_mesh()
+        treedef: Any
+        if kwargs or any(type(a) in _CONTAINERS for a in args):
+            leaves, treedef = self._flatten(args, kwargs)
+        else:  # flat positional arguments: the key __call__ uses
+            leaves, treedef = list(args), len(args)
+        sig, inputs = self._prepare(leaves)
+        key: Any = (treedef, structure_version(), sig)
+        layouts: Any = None
+        if mesh is not None:
+            layouts = _layouts(mesh, inputs)
+            key = (*key, mesh, layouts)
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = self._cache[key] = _Entry(self._slots(leaves))
+            entry.compiled = self._compile(entry, treedef, leaves, mesh, layouts)
+        state = [slot.get() for slot in entry.slots]
+        if mesh is not None:
+            state, inputs = _placed(mesh, state), _placed(mesh, inputs)
+        return entry.compiled.lower(state, inputs)
 
     # -- the argument structure ------------------------------------------------------------------
     def _flatten(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, list[Any]]:
@@ -322,21 +382,32 @@ class JitFunction:
             return self.fn(*args, **kwargs)
         from ember.nn.module import structure_version
 
+        mesh = self.mesh
+        if mesh is None and _abstract_mesh() is not _NO_MESH:  # under jax.set_mesh(...)?
+            mesh = _context_mesh()
         treedef: Any
         if kwargs or any(type(a) in _CONTAINERS for a in args):
             leaves, treedef = self._flatten(args, kwargs)
         else:  # the common case, flat positional arguments: no pytree walk
             leaves, treedef = list(args), len(args)
         sig, inputs = self._prepare(leaves)
-        key = (treedef, structure_version(), sig)
+        if mesh is None:
+            key: Any = (treedef, structure_version(), sig)
+            layouts: Any = None
+        else:
+            layouts = _layouts(mesh, inputs)
+            key = (treedef, structure_version(), sig, mesh, layouts)
         entry = self._cache.get(key)
         if entry is None:
             entry = self._cache[key] = _Entry(self._slots(leaves))
-            entry.compiled = self._compile(entry, treedef, leaves)
+            entry.compiled = self._compile(entry, treedef, leaves, mesh, layouts)
         state = [slot.get() for slot in entry.slots]
         if self.donate:
             state = _unshared(state)
-        out_leaves, new_state = entry.compiled(state, inputs)
+        if mesh is None:
+            out_leaves, new_state = entry.compiled(state, inputs)
+        else:
+            out_leaves, new_state = _call_on_mesh(entry.compiled, mesh, state, inputs)
         for slot, value in zip(entry.slots, new_state):
             slot.set(value)
         if entry.out_tree is None:  # a single Tensor (or None) was returned
@@ -347,7 +418,8 @@ class JitFunction:
                       for x, is_t in zip(out_leaves, entry.tensor_out)]
         return jax.tree_util.tree_unflatten(entry.out_tree, out_leaves)
 
-    def _compile(self, entry: _Entry, treedef: Any, leaves: list[Any]) -> Any:
+    def _compile(self, entry: _Entry, treedef: Any, leaves: list[Any], mesh: Any = None,
+                 layouts: Any = None) -> Any:
         import jax
 
         module_cls, opt_cls = _kinds()
@@ -384,7 +456,117 @@ class JitFunction:
             entry.tensor_out = [isinstance(x, Tensor) for x in out_leaves]
             return [x.data if isinstance(x, Tensor) else x for x in out_leaves], new_state
 
-        return jax.jit(pure, donate_argnums=(0,) if self.donate else ())
+        donate = (0,) if self.donate else ()
+        if mesh is None:
+            return jax.jit(pure, donate_argnums=donate)
+        # data parallel: the state and the outputs replicated, each array input as it lies on the
+        # mesh (a batch split along "data") or else replicated; XLA partitions the rest
+        from jax.sharding import NamedSharding
+
+        from ember.distributed import replicated
+
+        rep = replicated(mesh)
+        ins = [rep if spec is None else NamedSharding(mesh, spec) for spec in layouts]
+        return jax.jit(pure, donate_argnums=donate, in_shardings=(rep, ins),
+                       out_shardings=(rep, rep))
+
+
+def _bind_mesh_probe() -> Any:
+    """The current abstract mesh (what ``jax.set_mesh`` sets). The first call puts
+    ``jax.sharding.get_abstract_mesh`` in its place and takes JAX's "no mesh" value as
+    ``_NO_MESH``, so that the check in each call of a compiled function is one call and an
+    identity test."""
+    global _abstract_mesh, _NO_MESH
+    import jax
+
+    get = getattr(jax.sharding, "get_abstract_mesh", None)
+    if get is None:  # a JAX without meshes in context: never a mesh
+        _abstract_mesh = _no_mesh
+        return _NO_MESH
+    empty = sys.modules.get("jax._src.mesh")
+    _NO_MESH = getattr(empty, "empty_abstract_mesh", None)  # else: _context_mesh decides
+    _abstract_mesh = get
+    return get()
+
+
+def _no_mesh() -> Any:
+    return _NO_MESH
+
+
+_NO_MESH: Any = object()
+_abstract_mesh: Callable[[], Any] = _bind_mesh_probe
+
+
+def _context_mesh() -> Any:
+    """The concrete mesh set with ``jax.set_mesh`` (None when only an abstract one is set)."""
+    import jax
+
+    get_mesh = getattr(jax.sharding, "get_mesh", None)
+    mesh = get_mesh() if get_mesh is not None else None
+    if mesh is None or mesh.empty:
+        return None
+    axis_type = getattr(jax.sharding, "AxisType", None)
+    if axis_type is not None and any(t != axis_type.Auto for t in mesh.axis_types):
+        raise ValueError(
+            f"ember.jit: the mesh set with jax.set_mesh has axis types "
+            f"{tuple(t.name for t in mesh.axis_types)}; ember needs Auto axes (its ops carry no "
+            f"out_sharding): make it with ember.distributed.make_mesh(...) or jax.make_mesh(..., "
+            f"axis_types=(jax.sharding.AxisType.Auto,) * {len(mesh.axis_types)}), or pass "
+            f"ember.jit(fn, mesh=mesh) instead")
+    return mesh
+
+
+def _layouts(mesh: Any, inputs: list[Any]) -> tuple[Any, ...]:
+    """For each input, the PartitionSpec it already has on ``mesh`` if it is split there, or
+    None (replicate it)."""
+    out = []
+    for x in inputs:
+        sharding = getattr(x, "sharding", None)
+        spec = getattr(sharding, "spec", None)
+        if spec is not None and any(p is not None for p in spec) and getattr(
+                sharding, "mesh", None) == mesh:
+            out.append(spec)
+        else:
+            out.append(None)
+    return tuple(out)
+
+
+def _placed(mesh: Any, values: list[Any]) -> list[Any]:
+    """``values`` with every array that is not on ``mesh`` yet (a fresh model, zeros made eagerly,
+    host arrays) copied whole to its devices: then every call sees the same argument types and
+    the step traces once."""
+    import jax
+
+    from ember.distributed import replicated
+
+    rep = replicated(mesh)
+
+    def place(x: Any) -> Any:
+        if x is None:
+            return None
+        if type(x) is dict:
+            return {k: place(v) for k, v in x.items()}
+        if getattr(getattr(x, "sharding", None), "mesh", None) is mesh:
+            return x
+        return jax.device_put(x, rep)
+
+    return [place(x) for x in values]
+
+
+def _call_on_mesh(compiled: Any, mesh: Any, state: list[Any], inputs: list[Any]) -> Any:
+    """Call a mesh-compiled step, its arrays placed on the mesh first; state that lies on the mesh
+    in another layout (e.g. split by hand) is replicated when the call refuses it."""
+    state, inputs = _placed(mesh, state), _placed(mesh, inputs)
+    try:
+        return compiled(state, inputs)
+    except ValueError as e:
+        if "sharding" not in str(e).lower():
+            raise
+    import jax
+
+    from ember.distributed import replicated
+
+    return compiled(jax.device_put(state, replicated(mesh)), inputs)
 
 
 class StateSlots:
@@ -392,6 +574,15 @@ class StateSlots:
 
     This is what :func:`jit` carries; a whole-epoch ``scan`` uses it to carry the same state
     through each step of its body (read with :meth:`get`, rebind with :meth:`set`).
+
+    Example:
+        >>> from ember import nn
+        >>> from ember.jit import state_slots
+        >>> slots = state_slots(nn.Linear(2, 1))  # random stream, weight and grad, bias and grad
+        >>> values = slots.get()
+        >>> len(values), values[2] is None  # no gradient yet
+        (5, True)
+        >>> slots.set(values)
     """
 
     def __init__(self, slots: list[_Slot]) -> None:
@@ -407,21 +598,43 @@ class StateSlots:
 
 def state_slots(*objects: Any) -> StateSlots:
     """The state slots of ``objects`` (Modules, Optimizers, Tensors that require grad) plus
-    ember's random stream, in the order :func:`jit` uses."""
+    ember's random stream, in the order :func:`jit` uses.
+
+    Example:
+        >>> from ember import nn, optim
+        >>> from ember.jit import state_slots
+        >>> model = nn.Linear(3, 2)
+        >>> len(state_slots(model, optim.SGD(model.parameters(), lr=0.1)).get())
+        7
+    """
     return StateSlots(JitFunction._slots(list(objects)))
 
 
-def jit(fn: Callable[..., Any] | None = None, *, donate: bool = True) -> Any:
+def jit(fn: Callable[..., Any] | None = None, *, donate: bool = True, mesh: Any = None) -> Any:
     """Compile ``fn`` with XLA on the JAX backend (run it eagerly on NumPy).
 
     Args:
         fn: a function whose arguments are Modules, Optimizers, Tensors, arrays and hashable
             Python values, and whose body is ordinary ember code.
         donate: let XLA reuse the old state buffers for the new state (they are replaced anyway).
+        mesh: data parallelism (see :mod:`ember.distributed`): a ``jax.sharding.Mesh``, or
+            ``"all"``, a number of devices or a list of them (a 1-D mesh with the axis
+            ``"data"``). The state (parameters, buffers, optimizer state, the random stream) and
+            the outputs are replicated over it, an array argument already sharded on it keeps
+            its sharding (split a batch with ``ember.distributed.shard_batch``), any other array
+            is replicated. A call under ``jax.set_mesh(mesh)`` does the same without ``mesh=``.
 
     Returns:
         A :class:`JitFunction`; ``.trace_count`` tells how often it was traced.
+
+    Example:
+        >>> import ember
+        >>> @ember.jit
+        ... def double(x):
+        ...     return x * 2
+        >>> double(ember.tensor([1.0, 2.0])).tolist()
+        [2.0, 4.0]
     """
     if fn is None:
-        return functools.partial(jit, donate=donate)
-    return JitFunction(fn, donate=donate)
+        return functools.partial(jit, donate=donate, mesh=mesh)
+    return JitFunction(fn, donate=donate, mesh=mesh)

@@ -141,6 +141,17 @@ class DataLoader:
             the same global permutation and takes every ``process_count``-th sample of it starting
             at ``process_index``; the ``n % process_count`` samples at the end of the permutation
             are left out of that epoch, so shards are disjoint and equally long.
+        mesh: a ``jax.sharding.Mesh`` with a ``"data"`` axis (or what
+            ``ember.distributed.make_mesh`` takes: ``"all"``, a number, a list of devices), JAX
+            backend only: each batch comes out as one global array split along its sample axis
+            over the ``"data"`` devices (``P("data")``; ``P(None, "data")`` for
+            :meth:`next_batches`). ``batch_size`` is then the global batch and must be a multiple
+            of the number of devices. Without ``shard`` every process holds the whole data and
+            gathers the same global batch (in-memory arrays are copied to every device once; a
+            short last batch that does not split evenly is replicated instead). With ``shard``
+            (several processes: ``(process_index, process_count)`` of the run) each process
+            reads only its ``batch_size / process_count`` rows of every batch and the global
+            batch is assembled from the processes' rows; the short last batch is then dropped.
 
     Batches are Tensors of the backend active when the batch is made. The dtype policy: float64
     arrays become float32 (ember's default), integer arrays (labels, uint8 pixels) become int64;
@@ -163,7 +174,7 @@ class DataLoader:
 
     def __init__(self, data: Any, batch_size: int = 32, shuffle: bool = False,
                  drop_last: bool = False, seed: int | None = None,
-                 shard: tuple[int, int] | None = None) -> None:
+                 shard: tuple[int, int] | None = None, mesh: Any = None) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
             raise ValueError(
                 f"DataLoader: batch_size must be a positive integer, got {batch_size!r}"
@@ -204,6 +215,10 @@ class DataLoader:
             )
         self.num_samples = len(self._arrays[0]) if self._arrays is not None else len(data)
         self.shard = self._check_shard(shard)
+        self.mesh: Any = None
+        self._split = 1  # processes whose rows make one batch (with a mesh and a shard)
+        if mesh is not None:
+            self.set_mesh(mesh)
         if self.drop_last and len(self) == 0:
             raise ValueError(
                 f"DataLoader: drop_last=True with {self._local_count()} samples and "
@@ -229,13 +244,52 @@ class DataLoader:
             )
         return int(shard[0]), int(shard[1])
 
+    def set_mesh(self, mesh: Any) -> None:
+        """Hand out batches split over ``mesh``'s ``"data"`` devices from now on (see ``mesh``
+        in the class docs); ``None`` goes back to plain batches.
+
+        Example:
+            >>> import numpy as np
+            >>> import ember
+            >>> from ember.data import DataLoader
+            >>> ember.set_backend("jax")
+            >>> loader = DataLoader(np.zeros((8, 2)), batch_size=4)
+            >>> loader.set_mesh(ember.distributed.make_mesh(1))
+            >>> tuple(next(iter(loader)).data.sharding.spec)
+            ('data',)
+            >>> ember.set_backend("numpy")
+        """
+        if mesh is None:
+            self.mesh, self._split, self._device = None, 1, None
+            return
+        from ember import distributed
+
+        mesh = distributed.make_mesh(mesh, owner="DataLoader", arg="mesh")
+        distributed.check_divides("DataLoader", self.batch_size, mesh)
+        split = 1
+        if self.shard is not None:
+            procs = distributed.process_count()
+            if self.shard[1] != procs:
+                raise ValueError(
+                    f"DataLoader: shard={self.shard} splits the data over {self.shard[1]} "
+                    f"processes but this run has {procs}; with a mesh, shard is "
+                    f"(process_index, process_count) of the run, or None"
+                )
+            split = self.shard[1]
+        self.mesh, self._split, self._device = mesh, split, None
+
+    def _rows(self) -> int:
+        """The rows of each batch this process reads (all of them unless a mesh spans several
+        processes that each read their shard)."""
+        return self.batch_size // self._split
+
     def _local_count(self) -> int:
         return self.num_samples if self.shard is None else self.num_samples // self.shard[1]
 
     def __len__(self) -> int:
         """The number of batches per epoch."""
-        n, b = self._local_count(), self.batch_size
-        return n // b if self.drop_last else -(-n // b)
+        n, b = self._local_count(), self._rows()
+        return n // b if self.drop_last or self._split > 1 else -(-n // b)
 
     def __repr__(self) -> str:
         return (f"DataLoader({self.num_samples} samples, batch_size={self.batch_size}, "
@@ -292,26 +346,63 @@ class DataLoader:
             fields.append(field)
         return tuple(fields)
 
-    def _wrap(self, fields: tuple[np.ndarray, ...]) -> Any:
+    def _wrap(self, fields: tuple[np.ndarray, ...], axis: int = 0) -> Any:
+        if self.mesh is not None:
+            out = tuple(Tensor._make(a, False, None) for a in self._place(fields, axis))
+            return out[0] if self._single else out
         bk = backend.get()
         out = tuple(Tensor._make(bk.asarray(f, dtype=f.dtype), False, None) for f in fields)
         return out[0] if self._single else out
+
+    def _place(self, fields: tuple[np.ndarray, ...], axis: int) -> tuple[Any, ...]:
+        """Host rows onto the mesh: this process's rows of a global batch (with a shard), or the
+        whole global batch, split along ``axis`` (replicated when it does not split evenly)."""
+        import jax
+
+        from ember import distributed
+
+        if self._split > 1:
+            sharding = distributed.batch_sharding(self.mesh, axis)
+            return tuple(jax.make_array_from_process_local_data(
+                sharding, f, (*f.shape[:axis], f.shape[axis] * self._split, *f.shape[axis + 1:]))
+                for f in fields)
+        sharding = self._sharding(int(fields[0].shape[axis]), axis)
+        return tuple(jax.device_put(f, sharding) for f in fields)
+
+    def _sharding(self, rows: int, axis: int) -> Any:
+        from ember import distributed
+
+        if rows % distributed.data_size(self.mesh):
+            return distributed.replicated(self.mesh)  # a short last batch: every device, whole
+        return distributed.batch_sharding(self.mesh, axis)
 
     def _on_device(self) -> tuple[Any, ...] | None:
         """On an accelerator backend, the in-memory arrays on the device (moved once, cached), so
         that a batch is one compiled slice or gather there: no host-to-device copy per batch."""
         bk = backend.get()
-        if self._arrays is None or bk.name == "numpy":
+        if self._arrays is None or bk.name == "numpy" or self._split > 1:
             return None
         if self._device is None or self._device[0] is not bk:
-            self._device = (bk, tuple(bk.asarray(a, dtype=a.dtype) for a in self._arrays))
+            if self.mesh is None:
+                arrays = tuple(bk.asarray(a, dtype=a.dtype) for a in self._arrays)
+            else:  # every device holds the data: a batch is then a local gather on each
+                from ember import distributed
+
+                arrays = distributed.replicate(self._arrays, self.mesh)
+            self._device = (bk, arrays)
         return self._device[1]
 
     def _device_rows(self, ordered: tuple[Any, ...], order: np.ndarray, lo: int,
-                     hi: int) -> tuple[Any, ...]:
+                     hi: int, steps: int = 0) -> tuple[Any, ...]:
         """Samples ``order[lo:hi]`` from the device arrays: a slice when the data's own order is
-        kept, else a gather of just those rows (one compiled call either way)."""
+        kept, else a gather of just those rows (one compiled call either way). With a mesh, the
+        rows come out split over it, stacked as ``(steps, batch, ...)`` when ``steps``."""
         bk = backend.get()
+        if self.mesh is not None:
+            from ember import distributed
+
+            return distributed.gather_rows(ordered, order[lo:hi],
+                                           self._sharding(hi - lo, 1 if steps else 0), steps)
         if not self.shuffle and self.shard is None:
             return bk.take_rows(ordered, lo, hi - lo)
         return bk.gather_rows(ordered, order[lo:hi])
@@ -333,7 +424,7 @@ class DataLoader:
         if self._arrays is None:
             raise TypeError("DataLoader.next_batches needs in-memory arrays, not a data set")
         order = self.indices()
-        b = self.batch_size
+        b = self._rows()
         full = len(order) // b
         n = min(int(count), full - self.position)
         if n <= 0:
@@ -341,13 +432,16 @@ class DataLoader:
         lo, hi = self.position * b, (self.position + n) * b
         ordered = self._on_device()
         if ordered is not None:
-            rows = self._device_rows(ordered, order, lo, hi)
-            fields = tuple(a.reshape(n, b, *a.shape[1:]) for a in rows)
+            if self.mesh is not None:
+                fields = self._device_rows(ordered, order, lo, hi, steps=n)
+            else:
+                rows = self._device_rows(ordered, order, lo, hi)
+                fields = tuple(a.reshape(n, b, *a.shape[1:]) for a in rows)
             out = tuple(Tensor._make(f, False, None) for f in fields)
             result = out[0] if self._single else out
         else:
             host = self._gather(order[lo:hi])
-            result = self._wrap(tuple(f.reshape(n, b, *f.shape[1:]) for f in host))
+            result = self._wrap(tuple(f.reshape(n, b, *f.shape[1:]) for f in host), axis=1)
         if self.position + n == len(self):
             self.epoch, self.position = self.epoch + 1, 0
         else:
@@ -356,7 +450,7 @@ class DataLoader:
 
     def __iter__(self) -> Iterator[Any]:
         order = self.indices()
-        steps, b = len(self), self.batch_size
+        steps, b = len(self), self._rows()
         ordered = self._on_device()
         for step in range(self.position, steps):
             if ordered is not None:
@@ -390,14 +484,15 @@ class DataLoader:
             ((2, 4, 3), (2, 4))
         """
         order = self.indices(epoch)
-        steps, b = len(order) // self.batch_size, self.batch_size
+        b = self._rows()
+        steps = len(order) // b
         if steps == 0:
             raise ValueError(
                 f"DataLoader.epoch_arrays: {len(order)} samples make no full batch of "
                 f"{b}; use a smaller batch_size"
             )
         fields = self._gather(order[: steps * b])
-        return self._wrap(tuple(f.reshape(steps, b, *f.shape[1:]) for f in fields))
+        return self._wrap(tuple(f.reshape(steps, b, *f.shape[1:]) for f in fields), axis=1)
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

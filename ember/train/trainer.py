@@ -14,6 +14,11 @@ state and metric states of a step whose loss is NaN or inf are replaced by those
 nothing, and :class:`~ember.train.callbacks.TerminateOnNaN` (always on) stops training with a
 message naming the epoch and the step, so the last finite weights are kept.
 
+``devices=`` (JAX) trains data-parallel on a ``jax.sharding.Mesh`` (see :mod:`ember.distributed`):
+every batch is split over the devices along its sample axis, the state stays replicated and XLA
+sums the gradients; in a multi-process run each process reads its shard of the training data and
+only process 0 writes checkpoints, CSV logs and progress.
+
 Example:
     >>> import numpy as np
     >>> import ember
@@ -41,7 +46,7 @@ from typing import Any
 
 import numpy as np  # host-side bookkeeping only (validation split, logs); math goes to the backend
 
-from ember import backend
+from ember import backend, distributed
 from ember import random as _random
 from ember.data.loader import DataLoader, validate_arrays
 from ember.function import no_grad
@@ -262,6 +267,18 @@ class Trainer:
         steps_per_execution: steps per compiled dispatch on JAX (an int, or ``"epoch"`` for all
             the full batches of an epoch): one ``scan`` over batches stacked on the device. The
             results equal one step per dispatch. Ignored on NumPy and without ``jit``.
+        devices: data parallelism on the JAX backend (see ``ember.distributed``): ``"all"``, a
+            number of devices, a list of JAX devices or a ``jax.sharding.Mesh`` with a ``"data"``
+            axis. Every batch is split over the devices along its sample axis; parameters,
+            buffers, optimizer and metric state stay replicated and XLA reduces the gradients, so
+            the results are those of one device (up to the order of sums). ``batch_size`` is the
+            global batch and must be a multiple of the number of devices; a short last batch
+            that does not split evenly runs replicated. With several processes
+            (``ember.distributed.initialize``) each process reads its shard of the training data
+            (``batch_size / process_count`` rows of each batch; the short last batch and the
+            ``n % process_count`` samples a shard leaves out are dropped), validation, evaluate
+            and predict read all the data in every process, and only process 0 writes
+            checkpoints, CSV logs and progress. Default ``None``: one device, as before.
 
     ``train_function``, ``scan_function``, ``test_function`` and ``predict_function`` are the
     (compiled) steps; compiled ones have ``trace_count``. Callbacks may set ``stop_training``.
@@ -280,7 +297,7 @@ class Trainer:
 
     def __init__(self, model: Module, loss: Any, optimizer: Any, metrics: Sequence[Any] | None
                  = None, jit: bool | None = None, steps_per_execution: int | str = 1, *,
-                 loss_weights: Sequence[float] | None = None) -> None:
+                 loss_weights: Sequence[float] | None = None, devices: Any = None) -> None:
         if not isinstance(model, Module):
             raise TypeError(f"Trainer: model must be an ember.nn.Module, got "
                             f"{type(model).__name__}")
@@ -299,6 +316,11 @@ class Trainer:
             raise ValueError(f"Trainer: metric names must be unique and not 'loss'; got "
                              f"{names} (duplicates: {dupes})")
         self._jit_arg = jit
+        self.mesh: Any = None
+        if devices is not None:
+            self.mesh = distributed.make_mesh(devices, owner="Trainer")
+            if jit is not None and not jit:
+                raise ValueError("Trainer: devices= runs compiled steps; drop jit=False")
         self.steps_per_execution = steps_per_execution
         self.stop_training = False
         self.history = History()
@@ -400,10 +422,11 @@ class Trainer:
 
         self._raw: dict[str, Callable[..., Any]] = {
             "train": train_step, "scan": scan_steps, "test": test_step, "predict": predict_step}
-        self.train_function: Any = _jit(train_step)
-        self.scan_function: Any = _jit(scan_steps)
-        self.test_function: Any = _jit(test_step)
-        self.predict_function: Any = _jit(predict_step)
+        mesh = self.mesh
+        self.train_function: Any = _jit(train_step, mesh=mesh)
+        self.scan_function: Any = _jit(scan_steps, mesh=mesh)
+        self.test_function: Any = _jit(test_step, mesh=mesh)
+        self.predict_function: Any = _jit(predict_step, mesh=mesh)
 
     def _fn(self, name: str) -> Callable[..., Any]:
         fn: Callable[..., Any] = getattr(self, f"{name}_function")
@@ -462,25 +485,48 @@ class Trainer:
 
     # -- data --------------------------------------------------------------------------------------
     def _loader(self, owner: str, x: Any, y: Any, batch_size: int, shuffle: bool,
-                seed: int | None, names: tuple[str, str] = ("x", "y")) -> DataLoader:
+                seed: int | None, names: tuple[str, str] = ("x", "y"),
+                shard: bool = False) -> DataLoader:
+        """A DataLoader over ``(x, y)`` (or ``x`` itself), on the Trainer's mesh if it has one;
+        ``shard``: each process reads its shard (training data in a multi-process run)."""
         if isinstance(x, DataLoader):
             if y is not None:
                 raise ValueError(f"{owner}: x is a DataLoader, which yields the targets too; "
                                  f"do not pass y")
-            return x
+            return self._on_mesh(owner, x)
         _check_positive_int(owner, "batch_size", batch_size)
         if isinstance(x, (tuple, list)) and y is None and len(x) == 2 and all(
                 _is_array(a) and not isinstance(a, list) for a in x):
             x, y = x
         validate_arrays(x, y, names=list(names), owner=owner)
         data = (x,) if y is None else (x, y)
-        return DataLoader(data, batch_size=batch_size, shuffle=shuffle, seed=seed)
+        if self.mesh is None:
+            return DataLoader(data, batch_size=batch_size, shuffle=shuffle, seed=seed)
+        self._check_mesh(owner, batch_size)
+        procs = distributed.process_count()
+        where = (distributed.process_index(), procs) if shard and procs > 1 else None
+        return DataLoader(data, batch_size=batch_size, shuffle=shuffle, seed=seed, shard=where,
+                          mesh=self.mesh)
+
+    def _check_mesh(self, owner: str, batch_size: int) -> None:
+        if backend.get().name != "jax":
+            raise ValueError(f"{owner}: this Trainer has devices= (a mesh), which needs the JAX "
+                             f"backend, but the active one is {backend.get().name!r}; call "
+                             f"ember.set_backend(\"jax\")")
+        distributed.check_divides(owner, batch_size, self.mesh)
+
+    def _on_mesh(self, owner: str, loader: DataLoader) -> DataLoader:
+        """A DataLoader passed in hands out batches on the Trainer's mesh from now on."""
+        if self.mesh is not None and loader.mesh is not self.mesh:
+            self._check_mesh(owner, loader.batch_size)
+            loader.set_mesh(self.mesh)
+        return loader
 
     def _validation_loader(self, validation_data: Any, batch_size: int) -> DataLoader | None:
         if validation_data is None:
             return None
         if isinstance(validation_data, DataLoader):
-            return validation_data
+            return self._on_mesh("Trainer.fit", validation_data)
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("Trainer.fit: validation_data must be (x_val, y_val) or a DataLoader, "
                              f"got {type(validation_data).__name__}"
@@ -563,9 +609,13 @@ class Trainer:
             xh, yh = _host(x), (None if y is None else _host(y))
             validation_data = (xh[perm[n_train:]], None if yh is None else yh[perm[n_train:]])
             x, y = xh[perm[:n_train]], (None if yh is None else yh[perm[:n_train]])
-        train_loader = self._loader(owner, x, y, batch_size, shuffle, loader_seed)
+        train_loader = self._loader(owner, x, y, batch_size, shuffle, loader_seed, shard=True)
         val_loader = self._validation_loader(validation_data, batch_size)
 
+        if not distributed.is_main_process():  # only process 0 writes logs and progress
+            callbacks = [_callbacks.Callback() if isinstance(cb, _callbacks.CSVLogger) else cb
+                         for cb in (callbacks or [])]
+            verbose = 0
         cbs = _callbacks.CallbackList(callbacks, trainer=self, verbose=verbose, epochs=epochs)
         self._train_loader, self._split_seed = train_loader, split_seed
         self._callbacks = list(cbs.callbacks)
@@ -802,11 +852,13 @@ class Trainer:
         """
         _check_positive_int("Trainer.predict", "steps", steps, allow_none=True)
         if isinstance(x, DataLoader):
-            loader = x
+            loader = self._on_mesh("Trainer.predict", x)
         else:
             _check_positive_int("Trainer.predict", "batch_size", batch_size)
             validate_arrays(x, names=["x"], owner="Trainer.predict")
-            loader = DataLoader(x, batch_size=batch_size)
+            if self.mesh is not None:
+                self._check_mesh("Trainer.predict", batch_size)
+            loader = DataLoader(x, batch_size=batch_size, mesh=self.mesh)
         was_training = self.model.training
         self.model.eval()
         fn = self._fn("predict")
@@ -829,9 +881,21 @@ class Trainer:
         JSON beside them: the epoch, the model config (when it has one), the optimizer config,
         the data order (loader seed, epoch, position), the validation split seed, the
         callbacks' counters and the history. See ``ember.train.checkpoint`` for the format.
+        In a multi-process run only process 0 writes; every process returns once it is written
+        (a barrier), so that any of them can read it then. Call it in every process.
         """
-        from ember.train.checkpoint import write_checkpoint  # type: ignore[import-not-found]
+        if distributed.process_count() > 1:
+            path = Path(directory)
+            try:
+                if distributed.is_main_process():
+                    path = self._write_checkpoint(directory)
+            finally:  # reached by every process, also when writing failed
+                distributed.barrier("ember.Trainer.save_checkpoint")
+            return path
+        return self._write_checkpoint(directory)
 
+    def _write_checkpoint(self, directory: str | os.PathLike[str]) -> Path:
+        from ember.train.checkpoint import write_checkpoint  # type: ignore[import-not-found]
         bk = backend.get()
         cb_arrays: dict[str, Any] = {}
         cb_json: dict[str, Any] = {}
