@@ -867,7 +867,8 @@ class Module:
             loss: a loss, a name, or a list of losses (weighted by ``loss_weights``).
             metrics: metrics or names (``"accuracy"``, ...).
             loss_weights: one weight per loss of a list.
-            **trainer_options: ``jit``, ``steps_per_execution`` (see ``ember.Trainer``).
+            **trainer_options: ``jit``, ``steps_per_execution``, ``devices`` (data parallelism on
+                JAX; see ``ember.Trainer``).
 
         Example:
             >>> import numpy as np
