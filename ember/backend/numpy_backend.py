@@ -46,6 +46,17 @@ def _windows(xpad: np.ndarray, kernel: Any, stride: Any, dilation: Any) -> np.nd
     return view[:, :, ::sh, ::sw, ::dh, ::dw]
 
 
+def _offsets(xpad: np.ndarray, kernel: Any, stride: Any) -> Any:
+    """For each kernel offset (i, j), row-major: the (N, C, P, Q) strided view of the element at
+    that offset of every window (stride ``stride``, no dilation)."""
+    (kh, kw), (sh, sw) = kernel, stride
+    p = (xpad.shape[2] - kh) // sh + 1
+    q = (xpad.shape[3] - kw) // sw + 1
+    for i in range(kh):
+        for j in range(kw):
+            yield xpad[:, :, i : i + sh * (p - 1) + 1 : sh, j : j + sw * (q - 1) + 1 : sw]
+
+
 def _scatter_windows(
     parts: Any, padded_shape: tuple[int, ...], dtype: Any, kernel: Any, stride: Any,
     dilation: Any, padding: Any,
@@ -152,22 +163,34 @@ class NumpyBackend(Backend):
         g_t = g.transpose(1, 0, 2, 3).reshape(o, -1)
         return (g_t @ saved.T).reshape(w_shape)
 
-    # -- pooling: a reduction over the strided window view; backward scatters per offset ---------
+    # -- pooling: one whole-array op per kernel offset (a reduction over the 6-D window view is
+    # several times slower: its innermost axes are tiny and strided); backward scatters likewise
     def max_pool2d(self, x: Any, kernel: Any, stride: Any, padding: Any) -> Any:
-        win = _windows(_pad2d(x, padding, _lowest(x.dtype)), kernel, stride, (1, 1))
-        return win.max(axis=(4, 5))
+        parts = _offsets(_pad2d(x, padding, _lowest(x.dtype)), kernel, stride)
+        out = next(parts).copy()
+        for part in parts:
+            np.maximum(out, part, out=out)  # NaN propagates, as in np.max
+        return out
 
     def max_pool2d_grad(self, g: Any, x: Any, kernel: Any, stride: Any, padding: Any) -> Any:
         xpad = _pad2d(x, padding, _lowest(x.dtype))
-        win = _windows(xpad, kernel, stride, (1, 1))
-        n, c, p, q, kh, kw = win.shape
-        first = win.reshape(n, c, p, q, kh * kw).argmax(axis=-1)  # the first maximum
-        zero = np.zeros((), g.dtype)
-        return _scatter_windows(lambda i, j: np.where(first == i * kw + j, g, zero),
-                                xpad.shape, g.dtype, kernel, stride, (1, 1), padding)
+        out = self.max_pool2d(x, kernel, stride, padding)
+        free = np.ones(out.shape, bool)  # windows whose maximum has not been found yet
+        shares = []
+        for part in _offsets(xpad, kernel, stride):  # row-major offsets: the first maximum wins
+            hit = (part == out) & free
+            free &= ~hit
+            shares.append(np.where(hit, g, np.zeros((), g.dtype)))
+        kw = kernel[1]
+        return _scatter_windows(lambda i, j: shares[i * kw + j], xpad.shape, g.dtype, kernel,
+                                stride, (1, 1), padding)
 
     def avg_pool2d(self, x: Any, kernel: Any, stride: Any, padding: Any) -> Any:
-        return _windows(_pad2d(x, padding), kernel, stride, (1, 1)).mean(axis=(4, 5))
+        parts = _offsets(_pad2d(x, padding), kernel, stride)
+        out = next(parts).copy()
+        for part in parts:
+            out += part
+        return out / (kernel[0] * kernel[1])
 
     def avg_pool2d_grad(
         self, g: Any, x_shape: tuple[int, ...], kernel: Any, stride: Any, padding: Any
