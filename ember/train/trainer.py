@@ -694,8 +694,10 @@ class Trainer:
             last[0] = now
             on_device = [i for i, p in enumerate(pending) if not isinstance(p[1], float)]
             values = [p[1] for p in pending]
-            for i in on_device:  # one at a time: stacking would compile once per count
-                values[i] = float(bk.to_numpy(pending[i][1]))
+            if on_device:  # one transfer for the group (a host-side stack: nothing compiles)
+                fetched = bk.to_numpy([pending[i][1] for i in on_device]).tolist()
+                for i, v in zip(on_device, fetched):
+                    values[i] = float(v)
             batch = list(pending)
             pending.clear()
             for (s, _, n), v in zip(batch, values):
