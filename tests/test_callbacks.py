@@ -182,6 +182,14 @@ def test_csv_logger(tmp_path):
     assert len(rows) == 4 and rows[0] == ["epoch", "loss", "mae", "lr"]
 
 
+def test_csv_logger_creates_its_folder(tmp_path):
+    x, y = data()
+    path = tmp_path / "runs" / "a" / "log.csv"
+    t = ember.Trainer(nn.Linear(3, 1), "mse", "sgd")
+    t.fit(x, y, epochs=1, batch_size=8, callbacks=[CSVLogger(path)], verbose=0)
+    assert [r[0] for r in csv.reader(path.open())] == ["epoch", "0"]
+
+
 def test_model_checkpoint_save_best_only(tmp_path):
     from ember.train.checkpoint import read_checkpoint
 

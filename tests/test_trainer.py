@@ -369,7 +369,7 @@ def test_trace_count_one_per_epoch_and_one_more_for_a_new_batch_shape(on_jax):
 def test_steps_per_execution_equals_one_step_at_a_time(on_jax):
     x, y = make_data(n=70)  # 8 batches of 8 and one of 6
     runs = {}
-    for spe in (1, 3, "epoch"):
+    for spe in (1, 3, 7, "epoch"):
         model = make_mlp()
         t = ember.Trainer(model, "cross_entropy", optim.Adam(model.parameters(), lr=0.01),
                           metrics=["accuracy", "f1"], steps_per_execution=spe)
@@ -378,17 +378,20 @@ def test_steps_per_execution_equals_one_step_at_a_time(on_jax):
         runs[spe] = (seen, weights(model), h.history, t)
     l0, w0, h0, _ = runs[1]
     assert len(l0) == 18
-    for spe in (3, "epoch"):
+    for spe in (3, 7, "epoch"):
         l1, w1, h1, t1 = runs[spe]
         np.testing.assert_allclose(l1, l0, rtol=1e-6, atol=1e-6)
         for k in w0:
             np.testing.assert_allclose(w1[k], w0[k], rtol=1e-6, atol=1e-6, err_msg=k)
         for k in h0:
             np.testing.assert_allclose(h1[k], h0[k], rtol=1e-6, atol=1e-6, err_msg=k)
-        assert t1.train_function.trace_count == 1  # the short batch, one step
-    # "epoch": one scan of the 8 full batches per epoch, traced once; 3: scans of 3, 3 and 2
+        # the short batch is one step; with 7, the eighth full batch (a chunk of one) too
+        assert t1.train_function.trace_count == (2 if spe == 7 else 1)
+    # "epoch": one scan of the 8 full batches per epoch, traced once; 3: scans of 3, 3 and 2;
+    # 7: a scan of 7, then the chunk of one runs as an ordinary step
     assert runs["epoch"][3].scan_function.trace_count == 1
     assert runs[3][3].scan_function.trace_count == 2
+    assert runs[7][3].scan_function.trace_count == 1
 
 
 def test_steps_per_execution_on_numpy_loops():

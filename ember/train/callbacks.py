@@ -456,7 +456,7 @@ class CSVLogger(Callback):
     """Write one CSV row per epoch (``epoch`` then the log keys) to ``filename``.
 
     Args:
-        filename: the CSV file.
+        filename: the CSV file (its folder is created if missing).
         separator: the column separator.
         append: append to an existing file (for resumed runs) instead of overwriting it.
 
@@ -483,6 +483,7 @@ class CSVLogger(Callback):
             with open(self.filename, newline="") as f:
                 header = next(csv.reader(f, delimiter=self.separator), None)
             self._keys = header[1:] if header else None
+        os.makedirs(os.path.dirname(self.filename) or ".", exist_ok=True)
         self._file = open(self.filename, "a" if self.append else "w", newline="")  # noqa: SIM115
         self._writer = csv.writer(self._file, delimiter=self.separator, lineterminator="\n")
 
