@@ -122,8 +122,11 @@ def chain_inputs(rng: np.random.Generator) -> Arrays:
 # -- ember -------------------------------------------------------------------------------------
 
 
-def ember_impl(arrays: Arrays, chain: bool) -> Impl:
-    params = {k: ember.tensor(v.copy(), requires_grad=True) for k, v in arrays.items()}
+def autograd_impl(name: str, arrays: Arrays, chain: bool, leaf: Callable[[np.ndarray], Any],
+                  to_numpy: Callable[[Any], np.ndarray]) -> Impl:
+    """The workload written once for any eager autograd with PyTorch's tensor API: ``leaf``
+    makes a tensor that requires grad from an array, ``to_numpy`` reads a tensor back."""
+    params = {k: leaf(v.copy()) for k, v in arrays.items()}
     leaves = tuple(params.values())
 
     if chain:
@@ -149,11 +152,16 @@ def ember_impl(arrays: Arrays, chain: bool) -> Impl:
             return loss
 
     def read(loss: Any) -> Arrays:
-        out = {k: p.grad.numpy() for k, p in params.items()}
-        out["loss"] = loss.numpy()
+        out = {k: to_numpy(p.grad) for k, p in params.items()}
+        out["loss"] = to_numpy(loss)
         return out
 
-    return Impl("ember-numpy", step, read)
+    return Impl(name, step, read)
+
+
+def ember_impl(arrays: Arrays, chain: bool) -> Impl:
+    return autograd_impl("ember-numpy", arrays, chain,
+                         lambda a: ember.tensor(a, requires_grad=True), lambda t: t.numpy())
 
 
 # -- plain NumPy, backward by hand ---------------------------------------------------------------
@@ -203,37 +211,9 @@ def numpy_impl(arrays: Arrays, chain: bool) -> Impl:
 
 def torch_impl(arrays: Arrays, chain: bool) -> Impl:
     assert torch is not None
-    params = {k: torch.from_numpy(v.copy()).requires_grad_() for k, v in arrays.items()}
-    leaves = tuple(params.values())
-
-    if chain:
-        x, *ws = leaves
-
-        def step() -> Any:
-            for p in leaves:
-                p.grad = None
-            h = x
-            for w in ws:
-                h = h @ w
-            loss = h.sum()
-            loss.backward()
-            return loss
-
-    else:
-        a, b, c = leaves
-
-        def step() -> Any:
-            a.grad = b.grad = c.grad = None
-            loss = ((a * b) + c).relu().sum()
-            loss.backward()
-            return loss
-
-    def read(loss: Any) -> Arrays:
-        out = {k: p.grad.numpy() for k, p in params.items()}
-        out["loss"] = loss.detach().numpy()
-        return out
-
-    return Impl("PyTorch eager", step, read)
+    return autograd_impl("PyTorch eager", arrays, chain,
+                         lambda a: torch.from_numpy(a).requires_grad_(),
+                         lambda t: t.detach().numpy())
 
 
 # -- checking and timing -----------------------------------------------------------------------

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import jax  # the dev extras install jax: a missing one fails here, it never skips
 import numpy as np
 import pytest
 
 import ember
 from ember import nn, optim
-
-jax = pytest.importorskip("jax")  # the dev extras install jax: this never skips in CI
 
 
 @pytest.fixture

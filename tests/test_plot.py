@@ -12,11 +12,9 @@ import pytest
 from PIL import Image
 
 import ember
-from ember import nn
+from ember import nn, plot  # dev extras include matplotlib: a missing one fails here
 from ember.data import xor
 from ember.train import History
-
-plot = pytest.importorskip("ember.plot")
 
 
 def png_ok(path) -> np.ndarray:
@@ -45,6 +43,15 @@ def test_import_ember_does_not_import_matplotlib():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_plot_and_the_recorder_are_reachable_from_ember_and_its_callbacks():
+    assert ember.plot is plot
+    assert ember.callbacks.DecisionBoundaryRecorder is plot.DecisionBoundaryRecorder
+    with pytest.raises(AttributeError, match="module 'ember' has no attribute 'plots'"):
+        ember.plots  # noqa: B018
+    with pytest.raises(AttributeError, match="has no attribute 'Recorder'"):
+        ember.callbacks.Recorder  # noqa: B018
 
 
 def test_missing_matplotlib_says_how_to_install(monkeypatch):

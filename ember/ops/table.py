@@ -184,6 +184,8 @@ ROWS: list[Row] = [
         [((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4, 5)),
          ((3, 4), (2, 4, 5)), ((2, 1, 3, 4), (5, 4, 2)), ((4,), (2, 4, 3)), ((2, 3, 4), (4,))]),
     Row("matmul", lambda a: a.matmul(a.T), lambda xp, a: a @ a.T, [((3, 4),)]),
+    Row("matmul", lambda a, w: a @ w.T, lambda xp, a, w: a @ w.T,  # a layer's x @ w.T
+        [((3, 4), (5, 4)), ((2, 3, 4), (5, 4))]),
     # shapes
     Row("reshape", lambda a: a.reshape(4, -1), lambda xp, a: a.reshape(4, -1), [((2, 3, 2),)]),
     Row("reshape", lambda a: ember.reshape(a, (6,)), lambda xp, a: a.reshape(6), [((2, 3),)]),

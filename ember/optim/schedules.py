@@ -125,6 +125,23 @@ def exponential_decay(lr: float, gamma: float) -> Schedule:
     return Schedule("exponential_decay", lambda xp, t: lr * gamma**t, lr=lr, gamma=gamma)
 
 
+def _after_warmup(name: str, lr: float, initial_lr: float, warmup_steps: int, total_steps: int,
+                  decay: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """``fn(xp, t)``: linear from ``initial_lr`` to ``lr`` over ``warmup_steps``, then
+    ``decay(xp, f)`` with ``f`` going from 0 to 1 over the remaining steps up to ``total_steps``
+    (and staying at 1 after)."""
+    if warmup_steps >= total_steps:
+        raise ValueError(f"{name}: warmup_steps must be < total_steps, got "
+                         f"warmup_steps={warmup_steps}, total_steps={total_steps}")
+
+    def fn(xp: Any, t: Any) -> Any:
+        warm = initial_lr + (lr - initial_lr) * t / max(warmup_steps, 1)
+        f = xp.clip((t - warmup_steps) / (total_steps - warmup_steps), 0.0, 1.0)
+        return xp.where(t < warmup_steps, warm, decay(xp, f))
+
+    return fn
+
+
 def cosine_decay(lr: float, total_steps: int, final_lr: float = 0.0, warmup_steps: int = 0,
                  initial_lr: float = 0.0) -> Schedule:
     """Cosine decay from ``lr`` to ``final_lr``, after an optional linear warmup.
@@ -141,15 +158,8 @@ def cosine_decay(lr: float, total_steps: int, final_lr: float = 0.0, warmup_step
     """
     _check_lr("cosine_decay", lr=lr, final_lr=final_lr, initial_lr=initial_lr)
     _check_steps("cosine_decay", total_steps=total_steps, warmup_steps=warmup_steps)
-    if warmup_steps >= total_steps:
-        raise ValueError(f"cosine_decay: warmup_steps must be < total_steps, got "
-                         f"warmup_steps={warmup_steps}, total_steps={total_steps}")
-    def fn(xp: Any, t: Any) -> Any:
-        warm = initial_lr + (lr - initial_lr) * t / max(warmup_steps, 1)
-        f = xp.clip((t - warmup_steps) / (total_steps - warmup_steps), 0.0, 1.0)
-        cos = final_lr + (lr - final_lr) * 0.5 * (1.0 + xp.cos(math.pi * f))
-        return xp.where(t < warmup_steps, warm, cos)
-
+    fn = _after_warmup("cosine_decay", lr, initial_lr, warmup_steps, total_steps,
+                       lambda xp, f: final_lr + (lr - final_lr) * 0.5 * (1.0 + xp.cos(math.pi * f)))
     return Schedule("cosine_decay", fn, lr=lr, total_steps=total_steps, final_lr=final_lr,
                     warmup_steps=warmup_steps, initial_lr=initial_lr)
 
@@ -180,14 +190,8 @@ def warmup_linear(lr: float, warmup_steps: int, total_steps: int, final_lr: floa
     """
     _check_lr("warmup_linear", lr=lr, final_lr=final_lr, initial_lr=initial_lr)
     _check_steps("warmup_linear", warmup_steps=warmup_steps, total_steps=total_steps)
-    if warmup_steps >= total_steps:
-        raise ValueError(f"warmup_linear: warmup_steps must be < total_steps, got "
-                         f"warmup_steps={warmup_steps}, total_steps={total_steps}")
-    def fn(xp: Any, t: Any) -> Any:
-        warm = initial_lr + (lr - initial_lr) * t / max(warmup_steps, 1)
-        f = xp.clip((t - warmup_steps) / (total_steps - warmup_steps), 0.0, 1.0)
-        return xp.where(t < warmup_steps, warm, lr + (final_lr - lr) * f)
-
+    fn = _after_warmup("warmup_linear", lr, initial_lr, warmup_steps, total_steps,
+                       lambda xp, f: lr + (final_lr - lr) * f)
     return Schedule("warmup_linear", fn, lr=lr, warmup_steps=warmup_steps,
                     total_steps=total_steps, final_lr=final_lr, initial_lr=initial_lr)
 
