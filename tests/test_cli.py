@@ -533,3 +533,20 @@ def test_gradcheck_reports_a_wrong_gradient_and_exits_1(capsys, monkeypatch):
     line = next(line for line in out.splitlines() if line.startswith("tanh-"))
     assert line.endswith("FAIL") and float(re.search(r"max abs err (\S+)", line).group(1)) > 0.01
     assert out.splitlines()[-1].startswith("1 cases, 1 failed")
+
+
+def test_first_ctrl_c_stops_at_the_next_boundary_and_a_second_at_once():
+    from ember.cli.commands import _CtrlC
+
+    before = signal.getsignal(signal.SIGINT)
+    with _CtrlC() as ctrl_c:
+        assert signal.getsignal(signal.SIGINT) == ctrl_c._on_signal
+        ctrl_c.on_batch_end(0, {})  # nothing pressed: training goes on
+        ctrl_c._on_signal(signal.SIGINT, None)  # the first press only takes note
+        with pytest.raises(KeyboardInterrupt):
+            ctrl_c.on_batch_end(1, {})
+        with pytest.raises(KeyboardInterrupt):
+            ctrl_c.on_epoch_end(0, {})
+        with pytest.raises(KeyboardInterrupt):
+            ctrl_c._on_signal(signal.SIGINT, None)  # the second press interrupts at once
+    assert signal.getsignal(signal.SIGINT) == before

@@ -72,6 +72,8 @@ POOL_CASES = [  # (x shape, kernel, stride, padding): overlapping windows and pa
     ((1, 2, 6, 5), (2, 3), (1, 2), (1, 1)),
     ((2, 2, 4, 4), 2, None, 0),
     ((1, 1, 5, 5), 3, 1, 0),
+    ((2, 3, 7, 9), 2, None, 0),  # windows tile the input; the last row and column are left out
+    ((1, 2, 6, 9), (2, 3), None, 0),  # non-square tiles, no remainder
 ]
 
 
@@ -110,6 +112,41 @@ def test_max_pool_ties_send_the_gradient_to_the_first_maximum(backend):
     y = ember.tensor([[[[1.0, 3.0], [3.0, 2.0]]]], requires_grad=True)
     ember.max_pool2d(y, 2).sum().backward()
     assert y.grad.numpy()[0, 0].tolist() == [[0, 1], [0, 0]]
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding"), [
+    (2, None, 0),  # windows tile the input (the fast path on both backends)
+    ((3, 2), None, 0),
+    (3, 1, 1),  # overlapping windows with padding
+])
+def test_max_pool_ties_match_lax_on_many_tied_windows(kernel, stride, padding, backend, rng):
+    # small integers as floats: most windows hold several equal maxima, as after a ReLU
+    x = rng.integers(0, 3, (2, 3, 9, 8)).astype(np.float64)
+    tx = ember.tensor(x, requires_grad=True)
+    out = ember.max_pool2d(tx, kernel, stride=stride, padding=padding)
+    upstream = rng.standard_normal(out.shape)
+    out.backward(upstream)
+    _, vjp = jax.vjp(lambda a: lax_pool(a, kernel, stride, padding, "max"), jnp.asarray(x))
+    np.testing.assert_array_equal(tx.grad.numpy(), np.asarray(vjp(jnp.asarray(upstream))[0]))
+
+
+def test_max_pool_gradient_leaves_other_elements_exactly_zero(backend):
+    # An infinite upstream gradient goes to the first maximum only; the rest of the window gets
+    # 0, not inf * 0 = nan
+    x = ember.tensor([[[[1.0, 5.0, 2.0, 2.0], [0.0, 3.0, 2.0, 1.0]]]], requires_grad=True)
+    out = ember.max_pool2d(x, 2)
+    out.backward(ember.tensor([[[[np.inf, -np.inf]]]]))
+    assert x.grad.numpy()[0, 0].tolist() == [[0.0, np.inf, -np.inf, 0.0], [0.0, 0.0, 0.0, 0.0]]
+
+
+def test_max_pool_without_gradient_keeps_nothing_for_backward(backend):
+    bk = ember.backend.get()
+    x = ember.randn(2, 3, 4, 4)
+    out, saved = bk.max_pool2d(x.data, (2, 2), (2, 2), ((0, 0), (0, 0)))
+    assert saved is None and out.shape == (2, 3, 2, 2)
+    with ember.no_grad():  # the op then asks for no saved state
+        y = ember.max_pool2d(ember.randn(2, 3, 4, 4, requires_grad=True), 2)
+    assert y.grad_fn is None
 
 
 def test_avg_pool_counts_padding():

@@ -82,41 +82,44 @@ class Backend:
     # ``stride`` and ``dilation`` are pairs (rows, columns); ``padding`` is ((top, bottom),
     # (left, right)); ``kernel`` is (KH, KW).
     def conv2d(
-        self, x: Any, w: Any, stride: tuple[int, int], padding: Any, dilation: tuple[int, int]
+        self, x: Any, w: Any, b: Any, stride: tuple[int, int], padding: Any,
+        dilation: tuple[int, int],
     ) -> tuple[Any, Any]:
-        """Cross-correlate ``x`` (N, C, H, W) with ``w`` (O, C, KH, KW).
+        """Cross-correlate ``x`` (N, C, H, W) with ``w`` (O, C, KH, KW) and add the bias ``b``
+        (O,), or nothing when it is None.
 
-        Returns the output (N, O, P, Q) and what :meth:`conv2d_weight_grad` needs (the input, or
-        its unfolded columns on NumPy), so that the weight gradient does not unfold it again.
+        Returns the output (N, O, P, Q) and what :meth:`conv2d_grads` needs (the input, or its
+        unfolded columns on NumPy), so that the weight gradient does not unfold it again.
         """
         raise NotImplementedError
 
-    def conv2d_input_grad(
-        self, g: Any, w: Any, x_shape: tuple[int, ...], stride: tuple[int, int], padding: Any,
-        dilation: tuple[int, int],
-    ) -> Any:
-        """The gradient of :meth:`conv2d` with respect to its input (a transposed convolution)."""
-        raise NotImplementedError
-
-    def conv2d_weight_grad(
-        self, g: Any, saved: Any, w_shape: tuple[int, ...], stride: tuple[int, int], padding: Any,
-        dilation: tuple[int, int],
-    ) -> Any:
-        """The gradient of :meth:`conv2d` with respect to its weight; ``saved`` is its second
-        result."""
+    def conv2d_grads(
+        self, g: Any, w: Any, saved: Any, x_shape: tuple[int, ...], stride: tuple[int, int],
+        padding: Any, dilation: tuple[int, int], need: tuple[bool, bool, bool],
+    ) -> tuple[Any, Any, Any]:
+        """The gradients of :meth:`conv2d` with respect to the input (a transposed convolution),
+        the weight and the bias, each where ``need`` says so (else None). ``saved`` is
+        :meth:`conv2d`'s second result."""
         raise NotImplementedError
 
     def max_pool2d(
-        self, x: Any, kernel: tuple[int, int], stride: tuple[int, int], padding: Any
-    ) -> Any:
-        """The maximum over each window (padding counts as -inf)."""
+        self, x: Any, kernel: tuple[int, int], stride: tuple[int, int], padding: Any,
+        need_grad: bool = False,
+    ) -> tuple[Any, Any]:
+        """The maximum over each window (padding counts as -inf).
+
+        Returns the output and, when ``need_grad``, what :meth:`max_pool2d_grad` needs (the input
+        on JAX; on NumPy the offset of each window's first maximum), else None.
+        """
         raise NotImplementedError
 
     def max_pool2d_grad(
-        self, g: Any, x: Any, kernel: tuple[int, int], stride: tuple[int, int], padding: Any
+        self, g: Any, saved: Any, x_shape: tuple[int, ...], kernel: tuple[int, int],
+        stride: tuple[int, int], padding: Any,
     ) -> Any:
         """Route each window's gradient to its first maximal element (row-major order within
-        the window, as PyTorch); overlapping windows accumulate."""
+        the window, as PyTorch); overlapping windows accumulate. ``saved`` comes from
+        :meth:`max_pool2d` with ``need_grad=True``."""
         raise NotImplementedError
 
     def avg_pool2d(

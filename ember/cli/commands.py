@@ -18,7 +18,9 @@ import json
 import math
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -119,6 +121,39 @@ class _RunFiles(Callback):
         h = History.from_dict(self.trainer.history.to_dict())
         h.append(epoch, dict(logs or {}))  # the Trainer appends it right after the callbacks
         _atomic_write(self.path, _history_csv(h))
+
+
+class _CtrlC(Callback):
+    """The first Ctrl-C stops training at the next batch or epoch boundary (after the epoch's
+    checkpoint when it lands there), by raising KeyboardInterrupt from this callback: a signal that
+    raised it at any bytecode could land in a finalizer, where Python prints and swallows it and
+    training would go on. A second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _CtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
 
 
 # -- train -----------------------------------------------------------------------------------------
@@ -256,10 +291,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
               "no checkpoint yet (stopped in the first epoch): starting from the beginning")
     start = time.perf_counter()
     try:
-        history = trainer.fit(data.x_train, data.y_train, epochs=cfg["epochs"],
-                              batch_size=cfg["batch_size"],
-                              validation_split=cfg["validation_split"], callbacks=callbacks,
-                              verbose=args.verbose, resume_from=ckpt if resume else None)
+        with _CtrlC() as ctrl_c:  # last: an epoch's checkpoint is written before it stops
+            history = trainer.fit(data.x_train, data.y_train, epochs=cfg["epochs"],
+                                  batch_size=cfg["batch_size"],
+                                  validation_split=cfg["validation_split"],
+                                  callbacks=[*callbacks, ctrl_c], verbose=args.verbose,
+                                  resume_from=ckpt if resume else None)
     except KeyboardInterrupt:
         sys.stdout.flush()
         print(f"\ninterrupted at epoch {files.epoch + 1}; resume with: ember train --resume "

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ember import backend
-from ember.function import Function
+from ember.function import Function, is_grad_enabled
 from ember.ops import register
 from ember.tensor import Tensor
 
@@ -85,24 +85,15 @@ class Conv2d(Function):
     op_name = "conv2d"
 
     def forward(ctx, x, w, b, stride, padding, dilation):
-        bk = backend.get()
-        out, saved = bk.conv2d(x, w, stride, padding, dilation)
-        if b is not None:
-            out = out + b.reshape(1, -1, 1, 1)
+        out, saved = backend.get().conv2d(x, w, b, stride, padding, dilation)
         ctx.save_for_backward(w, saved)
         ctx.conf = (tuple(x.shape), stride, padding, dilation)
         return out
 
     def backward(ctx, g):
-        bk = backend.get()
         w, saved = ctx.saved_tensors
-        x_shape, stride, padding, dilation = ctx.conf
-        need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        dx = bk.conv2d_input_grad(g, w, x_shape, stride, padding, dilation) if need_x else None
-        dw = (bk.conv2d_weight_grad(g, saved, tuple(w.shape), stride, padding, dilation)
-              if need_w else None)
-        db = g.sum(axis=(0, 2, 3)) if need_b else None
-        return dx, dw, db
+        return backend.get().conv2d_grads(g, w, saved, *ctx.conf,
+                                          need=tuple(ctx.needs_input_grad[:3]))
 
 
 @register("conv2d", method=False)
@@ -181,13 +172,15 @@ class MaxPool2d(Function):
     op_name = "max_pool2d"
 
     def forward(ctx, x, kernel, stride, padding):
-        ctx.save_for_backward(x)
-        ctx.conf = (kernel, stride, padding)
-        return backend.get().max_pool2d(x, kernel, stride, padding)
+        need_grad = ctx.needs_input_grad[0] and is_grad_enabled()
+        out, saved = backend.get().max_pool2d(x, kernel, stride, padding, need_grad)
+        ctx.save_for_backward(saved)
+        ctx.conf = (tuple(x.shape), kernel, stride, padding)
+        return out
 
     def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return backend.get().max_pool2d_grad(g, x, *ctx.conf)
+        (saved,) = ctx.saved_tensors
+        return backend.get().max_pool2d_grad(g, saved, *ctx.conf)
 
 
 @register("max_pool2d", method=False)
