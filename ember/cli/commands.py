@@ -501,6 +501,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"backend: {ember.get_backend()} ("
           + (f"EMBER_BACKEND={env}" if env else "default; set EMBER_BACKEND=jax for JAX") + ")")
     print(f"backends available: {', '.join(backend.available())}")
+    from ember.backend import numpy_backend
+
+    print(f"malloc tuning for NumPy: {numpy_backend.malloc_tuning} (EMBER_MALLOC_TUNING=0 turns "
+          f"it off)")
     try:
         import jax
     except ImportError:
