@@ -61,8 +61,8 @@ The run folder
 - ``curves.png`` (the history) and, for 2-D inputs, ``decision_boundary.png`` (the test set
   over the model's regions), with ``ember[plot]`` (matplotlib) installed.
 
-Ctrl-C during training prints ``interrupted at epoch N; resume with: ember train --resume
-RUN_DIR`` and exits with status 130.
+Ctrl-C during training stops at the next batch boundary (a second Ctrl-C stops at once), prints
+``interrupted at epoch N; resume with: ember train --resume RUN_DIR`` and exits with status 130.
 
 Config keys
 -----------
