@@ -59,6 +59,31 @@ def test_conv2d_float32_stays_float32_and_matches(backend, rng):
     np.testing.assert_allclose(out.numpy(), np.asarray(expected), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("needs", [(False, True, True), (True, False, False), (False, False, True)])
+def test_conv2d_gradients_of_only_the_inputs_that_need_them(needs, backend, rng):
+    x, w, b = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), \
+        rng.standard_normal(4)
+    full = [ember.tensor(a, requires_grad=True) for a in (x, w, b)]
+    ember.conv2d(*full, padding=1).sum().backward()
+    part = [ember.tensor(a, requires_grad=n) for a, n in zip((x, w, b), needs)]
+    ember.conv2d(*part, padding=1).sum().backward()
+    for t, f, n in zip(part, full, needs):
+        assert (t.grad is not None) == n
+        if n:
+            np.testing.assert_array_equal(t.grad.numpy(), f.grad.numpy())
+
+
+def test_conv2d_float64_bias_widens_a_float32_output(backend, rng):
+    x = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4)
+    out = ember.conv2d(ember.tensor(x), ember.tensor(w), ember.tensor(b))
+    assert out.dtype == np.float64
+    expected = np.asarray(lax_conv(x, w, 1, ((0, 0), (0, 0)), 1)).astype(np.float64) \
+        + b[None, :, None, None]
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_conv2d_gradcheck_float64(backend, rng):
     x = ember.tensor(rng.standard_normal((2, 2, 5, 5)), requires_grad=True)
     w = ember.tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True)

@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 
+def pool_windows_tile(kernel: Any, stride: Any, padding: Any) -> bool:
+    """True when pooling windows tile the input (stride = kernel, no padding): both backends then
+    build the gradient in the input's own layout instead of scattering it."""
+    return tuple(stride) == tuple(kernel) and not any(lo or hi for lo, hi in padding)
+
+
 class Backend:
     """An array namespace (``xp``) and the handful of kernels whose best form differs.
 

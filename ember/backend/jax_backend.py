@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ember.backend.base import Backend
+from ember.backend.base import Backend, pool_windows_tile
 
 # float64 must work (gradcheck needs it); ember passes dtypes explicitly everywhere, so enabling
 # x64 does not change ember's float32 default.
@@ -151,10 +151,6 @@ def _conv2d_weight_grad(g: Any, x: Any, w_shape: Any, stride: Any, padding: Any,
 # Pooling: lax.reduce_window. Where the windows tile the input (stride = kernel, no padding), the
 # gradients are built in the input's layout from whole-array ops, which XLA fuses: on CPU its
 # select-and-scatter, the transpose of a max reduce_window, is about 5x slower (measured).
-def _tiles(kernel: Any, stride: Any, padding: Any) -> bool:
-    return tuple(stride) == tuple(kernel) and not any(lo or hi for lo, hi in padding)
-
-
 def _untile(tiles: Any, x_shape: Any) -> Any:
     """(N, C, P, KH, Q, KW) tiles as an array of ``x_shape``; zeros past the last window."""
     n, c, p, kh, q, kw = tiles.shape
@@ -170,7 +166,7 @@ def _tile_view(x: Any, kernel: Any, out_hw: Any) -> Any:
 
 @partial(jax.jit, static_argnames=("kernel", "stride", "padding"))
 def _max_pool2d(x: Any, kernel: Any, stride: Any, padding: Any) -> Any:
-    if _tiles(kernel, stride, padding):  # a reshape and a max: faster than reduce_window on CPU
+    if pool_windows_tile(kernel, stride, padding):  # reshape + max beats reduce_window on CPU
         hw = (x.shape[2] // kernel[0], x.shape[3] // kernel[1])
         return _tile_view(x, kernel, hw).max(axis=(3, 5))
     low = -np.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
@@ -182,7 +178,7 @@ def _max_pool2d(x: Any, kernel: Any, stride: Any, padding: Any) -> Any:
 @partial(jax.jit, static_argnames=("kernel", "stride", "padding"))
 def _max_pool2d_grad(g: Any, x: Any, out: Any, kernel: Any, stride: Any, padding: Any) -> Any:
     g = g.astype(x.dtype)
-    if not _tiles(kernel, stride, padding):
+    if not pool_windows_tile(kernel, stride, padding):
         # XLA's select-and-scatter keeps the first maximum of each window, as PyTorch does
         _, vjp = jax.vjp(lambda a: _max_pool2d(a, kernel, stride, padding), x)
         return vjp(g)[0]
@@ -202,7 +198,7 @@ def _max_pool2d_grad(g: Any, x: Any, out: Any, kernel: Any, stride: Any, padding
 
 @partial(jax.jit, static_argnames=("kernel", "stride", "padding"))
 def _avg_pool2d(x: Any, kernel: Any, stride: Any, padding: Any) -> Any:
-    if _tiles(kernel, stride, padding):
+    if pool_windows_tile(kernel, stride, padding):
         hw = (x.shape[2] // kernel[0], x.shape[3] // kernel[1])
         return _tile_view(x, kernel, hw).mean(axis=(3, 5))
     total = lax.reduce_window(x, np.array(0, x.dtype), lax.add,
@@ -212,7 +208,7 @@ def _avg_pool2d(x: Any, kernel: Any, stride: Any, padding: Any) -> Any:
 
 @partial(jax.jit, static_argnames=("x_shape", "kernel", "stride", "padding"))
 def _avg_pool2d_grad(g: Any, x_shape: Any, kernel: Any, stride: Any, padding: Any) -> Any:
-    if _tiles(kernel, stride, padding):
+    if pool_windows_tile(kernel, stride, padding):
         (kh, kw), (n, c, p, q) = kernel, g.shape
         share = g / (kh * kw)
         return _untile(jnp.broadcast_to(share[:, :, :, None, :, None], (n, c, p, kh, q, kw)),

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ember.backend.base import Backend
+from ember.backend.base import Backend, pool_windows_tile
 
 try:  # scipy's erf is exact and fast; NumPy has none, so fall back to math.erf per element
     from scipy.special import erf as _erf
@@ -115,11 +115,6 @@ def _scatter_windows(
     return out[:, :, top : padded_shape[2] - bottom, left : padded_shape[3] - right]
 
 
-def _tiles(kernel: Any, stride: Any, padding: Any) -> bool:
-    """True when the pooling windows tile the input: stride = kernel, no padding."""
-    return tuple(stride) == tuple(kernel) and not any(padding[0] + padding[1])
-
-
 def _untile(tiles: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
     """A pooling gradient built in the input's own layout, ``tiles`` (N, C, P, KH, Q, KW), as an
     array of ``x_shape``: two whole-array ops instead of a scatter. Rows and columns past the last
@@ -212,9 +207,10 @@ class NumpyBackend(Backend):
         # the (N*P*Q, C*KH*KW) order. Kept for the weight gradient.
         cols = win.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, n * p * q)
         out = w.reshape(o, -1) @ cols
-        if b is not None:  # on (O, N*P*Q) whole rows; a fresh array, so in place when it can be
-            out = out + b[:, None] if np.result_type(out, b) != out.dtype else out.__iadd__(
-                b[:, None])
+        if b is not None and np.result_type(out, b) == out.dtype:
+            out += b[:, None]  # on whole (O, N*P*Q) rows of the fresh product
+        elif b is not None:
+            out = out + b[:, None]  # a wider bias widens the output
         # (N, O, P, Q) as a view of the (O, N, P, Q) product: a copy to NCHW order costs more than
         # the ops that follow lose on the transposed layout (measured)
         return out.reshape(o, n, p, q).transpose(1, 0, 2, 3), cols
@@ -271,7 +267,7 @@ class NumpyBackend(Backend):
         kh, kw = kernel
         (top, bottom), (left, right) = padding
         n, c, h, w = x_shape
-        if _tiles(kernel, stride, padding):
+        if pool_windows_tile(kernel, stride, padding):
             # the windows tile the input: write each offset's share straight into the input's
             # layout, viewed as (N, C, P, KH, Q, KW); no zero-fill, no scatter
             p, q = first.shape[2:]
@@ -297,7 +293,7 @@ class NumpyBackend(Backend):
         n, c, h, w = x_shape
         (top, bottom), (left, right) = padding
         share = g / (kernel[0] * kernel[1])
-        if _tiles(kernel, stride, padding):
+        if pool_windows_tile(kernel, stride, padding):
             (kh, kw), (p, q) = kernel, share.shape[2:]
             return _untile(np.broadcast_to(share[:, :, :, None, :, None], (n, c, p, kh, q, kw)),
                            x_shape)
