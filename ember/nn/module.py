@@ -595,6 +595,24 @@ class Module:
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
+    def state_arrays(self) -> list[Any]:
+        """The state protocol (see :func:`ember.jit`): the arrays of every parameter, then of
+        every buffer; :meth:`bind` takes such a list back (gradients are not part of it).
+
+        Example:
+            >>> from ember import nn
+            >>> layer = nn.Linear(2, 3)
+            >>> [a.shape for a in layer.state_arrays()]
+            [(3, 2), (3,)]
+            >>> layer.bind(layer.state_arrays())
+        """
+        return [t.data for t in (*self.parameters(), *self.buffers())]
+
+    def bind(self, arrays: list[Any]) -> None:
+        """The state protocol: rebind every parameter's and buffer's ``.data`` to ``arrays``."""
+        for t, a in zip((*self.parameters(), *self.buffers()), arrays, strict=True):
+            t.data = a
+
     def materialize(self) -> Module:
         """Draw every lazy parameter now (normally done on first use); returns ``self``."""
         for _ in self.named_parameters():  # draws as it goes
