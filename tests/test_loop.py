@@ -103,3 +103,91 @@ def test_state_protocol_round_trips(backend):
             np.testing.assert_array_equal(a, b)
     assert [type(a) for a in opt.state_arrays()][:1] == [type(opt.state_dict()["step"])]
     assert opt.params() == list(model.parameters())
+
+
+# -- Sequential(list), Monitor as a callback -------------------------------------------------------
+
+def test_sequential_takes_a_list_as_the_seeds_write_it():
+    ember.manual_seed(0)
+    a = nn.Sequential([nn.Linear(2, 20), nn.ReLU(), nn.Linear(20, 2)])
+    ember.manual_seed(0)
+    b = nn.Sequential(nn.Linear(2, 20), nn.ReLU(), nn.Linear(20, 2))
+    assert [n for n, _ in a.named_parameters()] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    for (_, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        np.testing.assert_array_equal(p.numpy(), q.numpy())
+    with pytest.raises(TypeError, match="argument 1 is a int"):
+        nn.Sequential([nn.ReLU(), 3])
+
+
+def test_monitor_as_a_callback_records_what_a_manual_loop_records(backend):
+    data = _batches(3)
+    x = np.concatenate([b[0] for b in data])
+    y = np.concatenate([b[1] for b in data])
+    manual_model = _model()
+    manual = nn.Monitor(manual_model)
+    opt = optim.SGD(manual_model.parameters(), lr=0.1)
+    for xb, yb in data:
+        zero_grad_first(manual_model, opt, ember.tensor(xb), ember.tensor(yb))
+        manual.step()
+    model = _model()
+    monitor = nn.Monitor(model)
+    trainer = ember.Trainer(model, nn.SoftmaxCrossEntropy(), optim.SGD(model.parameters(),
+                                                                       lr=0.1))
+    trainer.fit(x, y, batch_size=5, shuffle=False, callbacks=[monitor], verbose=0)
+    want, got = manual.history(), monitor.history()
+    assert monitor.steps == 3 and sorted(got) == sorted(want)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-7, err_msg=key)
+    trainer.fit(x, y, batch_size=5, shuffle=False, verbose=0)  # without it: no gradients kept
+    assert all(p.grad is None for p in model.parameters())
+
+
+# -- streams and data sets -------------------------------------------------------------------------
+
+def _fit_weights(source, **kw) -> tuple[list[float], list[np.ndarray]]:
+    model = _model()
+    trainer = ember.Trainer(model, nn.SoftmaxCrossEntropy(), optim.Adam(model.parameters(),
+                                                                        lr=0.01))
+    history = trainer.fit(source, verbose=0, **kw)
+    return history.history["loss"], [p.numpy() for p in model.parameters()]
+
+
+def test_fit_on_a_generator_with_steps_per_epoch_equals_the_same_batches_from_arrays(backend):
+    data = _batches(6)
+    x = np.concatenate([b[0] for b in data])
+    y = np.concatenate([b[1] for b in data])
+
+    def gen():
+        yield from data
+
+    val = _batches(2, seed=1)
+    loss_a, w_a = _fit_weights(x, y=y, batch_size=5, shuffle=False, epochs=2, steps_per_epoch=3,
+                               validation_data=(np.concatenate([v[0] for v in val]),
+                                                np.concatenate([v[1] for v in val])))
+    loss_b, w_b = _fit_weights(gen(), steps_per_epoch=3, epochs=2,
+                               validation_data=iter(val * 2), validation_steps=2)
+    np.testing.assert_allclose(loss_b, loss_a, rtol=1e-6)
+    for a, b in zip(w_a, w_b):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+
+
+def test_fit_on_a_data_set_and_a_generator_that_runs_out(backend):
+    data = _batches(4)
+    x = np.concatenate([b[0] for b in data])
+    y = np.concatenate([b[1] for b in data])
+
+    class Pairs:  # a map-style data set: __len__ and __getitem__ of one sample
+        def __len__(self):
+            return len(x)
+
+        def __getitem__(self, i):
+            return x[i], y[i]
+
+    loss_a, w_a = _fit_weights(x, y=y, batch_size=5, shuffle=False, epochs=2)
+    loss_b, w_b = _fit_weights(Pairs(), batch_size=5, shuffle=False, epochs=2)
+    np.testing.assert_allclose(loss_b, loss_a, rtol=1e-6)
+    for a, b in zip(w_a, w_b):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+    loss_c, _ = _fit_weights((b for b in data), epochs=5)  # one pass: the generator ends it
+    assert len(loss_c) == 1
+    np.testing.assert_allclose(loss_c, loss_a[:1], rtol=1e-6)

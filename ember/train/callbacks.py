@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ember import backend
+from ember.nn.monitor import Monitor
 
 __all__ = [
     "Callback",
@@ -49,6 +50,7 @@ __all__ = [
     "CSVLogger",
     "LambdaCallback",
     "ProgbarLogger",
+    "MonitorCallback",
     "format_logs",
 ]
 
@@ -139,7 +141,8 @@ class CallbackList:
 
     def __init__(self, callbacks: Sequence[Callback] | None, trainer: Any, verbose: int = 0,
                  epochs: int = 1) -> None:
-        given = list(callbacks or [])
+        given = [MonitorCallback(cb) if isinstance(cb, Monitor) else cb
+                 for cb in (callbacks or [])]
         for cb in given:
             if not isinstance(cb, Callback):
                 raise TypeError(f"Trainer.fit: callbacks must be ember.callbacks.Callback "
@@ -154,6 +157,7 @@ class CallbackList:
         for cb in self.callbacks:
             cb.set_trainer(trainer)
         self.needs_sync_batches = any(cb._wants_batches() for cb in self.callbacks)
+        self.needs_gradients = any(getattr(cb, "needs_gradients", False) for cb in self.callbacks)
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         for cb in self.callbacks:
@@ -190,6 +194,38 @@ class CallbackList:
         requests = list(self.trainer._checkpoint_requests)
         self.trainer._checkpoint_requests = []
         return requests
+
+
+class MonitorCallback(Callback):
+    """An :class:`ember.nn.Monitor` in ``fit``: it records after every step, with that step's
+    gradients (``fit(callbacks=[nn.Monitor(model)])`` wraps the monitor in this itself). With
+    ``steps_per_execution > 1`` a stacked execution keeps no per-step gradient: those steps
+    record NaN norms.
+
+    Example:
+        >>> import numpy as np
+        >>> import ember
+        >>> from ember import nn
+        >>> model = nn.Linear(2, 1)
+        >>> monitor = nn.Monitor(model)
+        >>> x, y = np.ones((8, 2), "float32"), np.zeros((8, 1), "float32")
+        >>> _ = ember.Trainer(model, "mse", "sgd").fit(x, y, batch_size=4, callbacks=[monitor],
+        ...                                            verbose=0)
+        >>> monitor.steps, monitor.history()["weight/grad_norm"].shape
+        (2, (2,))
+    """
+
+    needs_gradients = True
+
+    def __init__(self, monitor: Monitor) -> None:
+        super().__init__()
+        self.monitor = monitor
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.monitor.step()
+
+    def _wants_batches(self) -> bool:
+        return True
 
 
 def _mode(monitor: str, mode: str, owner: str) -> str:

@@ -474,15 +474,18 @@ class Trainer:
             return out
 
         def train_step(model: Module, opt: Optimizer, x: Tensor, y: Any,
-                       mstate: dict[str, Any], alive: Tensor) -> Any:
+                       mstate: dict[str, Any], alive: Tensor, keep_grads: bool = False) -> Any:
             """One step, the same code eagerly and traced; a step whose loss is not finite (or
-            that follows one, ``alive`` False) keeps the state from before it."""
+            that follows one, ``alive`` False) keeps the state from before it. ``keep_grads``
+            leaves the gradients on the parameters after the step (for nn.Monitor)."""
+            opt.zero_grad()  # first: gradients a step never reads are not carried by ember.jit
             old = slots.get()
             pred = model(x)
             loss = loss_fn(pred, y)
             loss.backward()
             opt.step()
-            opt.zero_grad()
+            if not keep_grads:
+                opt.zero_grad()
             new_m = update_metrics(mstate, pred, y, loss)
             xp = backend.get().xp
             ok = xp.logical_and(alive.data, xp.isfinite(loss.data))
@@ -769,9 +772,11 @@ class Trainer:
                 self._mstate = self._init_mstate(with_loss=False)
             if report.sync and ex.count == 1:
                 cbs.on_batch_begin(ex.step, {"size": _batch_size(ex.x)})
-            fn = step_fn if ex.count == 1 else scan_fn
-            losses, self._mstate, alive = fn(self.model, self.optimizer, ex.x, ex.y,
-                                             self._mstate, alive)
+            args = (self.model, self.optimizer, ex.x, ex.y, self._mstate, alive)
+            if ex.count == 1:
+                losses, self._mstate, alive = step_fn(*args, cbs.needs_gradients)
+            else:
+                losses, self._mstate, alive = scan_fn(*args)
             if report.add(ex, losses):
                 break
         else:
