@@ -191,3 +191,34 @@ def test_fit_on_a_data_set_and_a_generator_that_runs_out(backend):
     loss_c, _ = _fit_weights((b for b in data), epochs=5)  # one pass: the generator ends it
     assert len(loss_c) == 1
     np.testing.assert_allclose(loss_c, loss_a[:1], rtol=1e-6)
+
+
+# -- optax optimizers through fit, checkpoints and resume ------------------------------------------
+
+def test_optax_lion_trains_through_fit_and_resumes_exactly(tmp_path):
+    import optax
+
+    ember.set_backend("jax")
+    data = _batches(4)
+    x = np.concatenate([b[0] for b in data])
+    y = np.concatenate([b[1] for b in data])
+
+    def trainer():
+        model = _model()
+        opt = optim.from_optax(optax.lion(1e-3), model.parameters())
+        return ember.Trainer(model, nn.SoftmaxCrossEntropy(), opt), model
+
+    straight, model_a = trainer()
+    history = straight.fit(x, y, epochs=4, batch_size=5, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert "lr" not in history.history  # the rate lives inside the optax transformation
+
+    first, _ = trainer()
+    first.fit(x, y, epochs=2, batch_size=5, verbose=0)
+    first.save_checkpoint(tmp_path / "ckpt")
+    resumed, model_b = trainer()
+    h = resumed.fit(x, y, epochs=4, batch_size=5, verbose=0, resume_from=tmp_path / "ckpt")
+    assert h.epoch == [0, 1, 2, 3]
+    np.testing.assert_array_equal(h.history["loss"], history.history["loss"])
+    for p, q in zip(model_a.parameters(), model_b.parameters()):
+        np.testing.assert_array_equal(q.numpy(), p.numpy())
