@@ -222,3 +222,48 @@ def test_optax_lion_trains_through_fit_and_resumes_exactly(tmp_path):
     np.testing.assert_array_equal(h.history["loss"], history.history["loss"])
     for p, q in zip(model_a.parameters(), model_b.parameters()):
         np.testing.assert_array_equal(q.numpy(), p.numpy())
+
+
+# -- the progress bar ------------------------------------------------------------------------------
+
+class _Terminal:
+    """A text stream that says it is an 80-column terminal."""
+
+    def __init__(self):
+        self.text = []
+
+    def write(self, s):
+        self.text.append(s)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+    def value(self):
+        return "".join(self.text)
+
+
+def test_progress_bar_knows_its_total_and_keeps_validation_numbers_at_80_columns(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    from ember.callbacks import ProgbarLogger
+
+    out = _Terminal()
+    bar = ProgbarLogger(verbose=1, epochs=2, stream=out)
+    data = _batches(4)
+    x = np.concatenate([b[0] for b in data])
+    y = np.concatenate([b[1] for b in data])
+    model = _model()
+    trainer = ember.Trainer(model, nn.SoftmaxCrossEntropy(), optim.SGD(model.parameters(),
+                                                                       lr=0.1),
+                            metrics=["accuracy"])
+    trainer.fit(x, y, epochs=2, batch_size=5, validation_data=(x, y), callbacks=[bar],
+                verbose=0)
+    text = out.value()
+    frames = [f for f in text.replace("\r", "\n").split("\n") if f.strip()]
+    assert any("Epoch 1/2" in f and "4/4" in f for f in frames), frames  # a total at once
+    summaries = [f for f in frames if f.startswith("Epoch") and "val_accuracy: " in f]
+    assert len(summaries) == 2, frames  # each epoch's whole logs on a line of their own
+    assert all("val_loss: " in f for f in summaries)
+    assert not any("loss=" in f for f in frames)  # one format: "name: value"

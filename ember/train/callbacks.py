@@ -589,8 +589,10 @@ class LambdaCallback(Callback):
 class ProgbarLogger(Callback):
     """Progress output (added by the Trainer for ``verbose`` 1 and 2).
 
-    ``verbose=1`` on a terminal: a tqdm bar per epoch with the running loss and, at the end, the
-    epoch's logs. Otherwise (``verbose=2``, or output that is not a terminal: a log file, CI):
+    ``verbose=1`` on a terminal: a tqdm bar per epoch (its total known from the first epoch) with
+    the running loss and metrics, then the epoch's logs as one line, in the same ``name: value``
+    format, so that validation numbers stay visible on an 80-column terminal. Otherwise
+    (``verbose=2``, or output that is not a terminal: a log file, CI):
     one plain line per epoch, no carriage returns or backspaces.
 
     Example:
@@ -642,21 +644,18 @@ class ProgbarLogger(Callback):
         now = time.perf_counter()
         if now - self._shown > 0.2:  # tqdm redraws at most this often anyway
             self._shown = now
-            postfix = {"loss": f"{self._total / max(self._seen, 1):.4f}"}
             running = getattr(self.trainer, "_running_logs", None)
-            if running is not None:
-                postfix.update({k: f"{v:.4f}" for k, v in running().items()
-                                if k != "loss" and isinstance(v, float)})
-            self._bar.set_postfix(postfix, refresh=False)
+            logs = running() if running is not None else {}
+            logs = {**logs, "loss": self._total / max(self._seen, 1)}
+            self._bar.set_postfix_str(" - ".join(format_logs(
+                {k: v for k, v in logs.items() if isinstance(v, float)})), refresh=False)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         parts = format_logs(logs or {})
         seconds = time.perf_counter() - self._start
-        if self._bar is not None:
-            self._bar.set_postfix_str(" - ".join(parts), refresh=True)
-            self._bar.close()
+        if self._bar is not None:  # the bar stays as it is; the summary, as Keras, on its own
+            self._bar.close()  # line, which a narrow terminal wraps instead of cutting off
             self._bar = None
-            return
         steps = "" if self.steps is None else f" - {self.steps} steps"
         print(f"Epoch {epoch + 1}/{self.epochs}{steps} - {seconds:.2f}s - " + " - ".join(parts),
               file=self._out(), flush=True)

@@ -732,6 +732,7 @@ class Trainer:
             self._restore_callbacks(ckpt, cbs)
         for epoch in epochs:
             self._epoch = epoch
+            cbs.on_epoch_steps(_epoch_steps(source, steps))  # before: the bar needs its total
             cbs.on_epoch_begin(epoch, {})
             lr = self._lr()
             logs = self._train_epoch(source, steps, cbs, epoch)
@@ -762,7 +763,6 @@ class Trainer:
         self.model.train()
         self._mstate = self._init_mstate(with_loss=False)
         alive = Tensor._make(backend.get().xp.asarray(True), False, None)
-        cbs.on_epoch_steps(_epoch_steps(source, steps))
         report = _LossReport(cbs, self)
         per = self.steps_per_execution if self.compiled else 1
         step_fn, scan_fn = self._fn("train"), self._fn("scan")
