@@ -61,15 +61,8 @@ from ember.train import callbacks as _callbacks
 
 __all__ = ["Trainer", "History", "train_one_step"]
 
-#: optimizer name -> (class, default learning rate: Keras's defaults)
-OPTIMIZERS: dict[str, tuple[type[Optimizer], float]] = {
-    "sgd": (_optimizers.SGD, 0.01),
-    "momentum": (_optimizers.Momentum, 0.01),
-    "adagrad": (_optimizers.AdaGrad, 0.01),
-    "rmsprop": (_optimizers.RMSProp, 1e-3),
-    "adam": (_optimizers.Adam, 1e-3),
-    "adamw": (_optimizers.AdamW, 1e-3),
-}
+#: optimizer name -> (class, default learning rate); the registry lives in ember.optim
+OPTIMIZERS = _optimizers.REGISTRY
 
 CHECKPOINT_FORMAT = "ember.trainer/1"
 
@@ -158,12 +151,10 @@ def _resolve_optimizer(optimizer: Any, model: Module) -> Optimizer:
     if isinstance(optimizer, Optimizer):
         return optimizer
     if isinstance(optimizer, str):
-        key = optimizer.strip().lower()
-        if key not in OPTIMIZERS:
-            raise ValueError(f"Trainer: unknown optimizer {optimizer!r}; valid names: "
-                             f"{', '.join(OPTIMIZERS)} (or pass an ember.optim optimizer)")
-        cls, lr = OPTIMIZERS[key]
-        return cls(model.parameters(), lr=lr)  # type: ignore[call-arg]
+        try:
+            return _optimizers.get(optimizer, model.parameters())
+        except ValueError as e:
+            raise ValueError(f"Trainer: {str(e).removeprefix('optim.get: ')}") from None
     raise TypeError(f"Trainer: optimizer must be an ember.optim.Optimizer or a name "
                     f"({', '.join(OPTIMIZERS)}), got {type(optimizer).__name__}")
 
