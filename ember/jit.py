@@ -114,8 +114,13 @@ def _unshared(state: list[Any]) -> list[Any]:
     import jax
     import jax.numpy as jnp
 
-    flat = [x for x in state if x is not None]
-    if all(type(x) is not list for x in flat) and len({id(x) for x in flat}) == len(flat):
+    flat: list[Any] = []
+    for x in state:
+        if type(x) is list:  # an object's state_arrays()
+            flat += x
+        elif x is not None:
+            flat.append(x)
+    if len({id(x) for x in flat}) == len(flat):
         return state  # no array occurs twice: nothing to copy
     seen: set[int] = set()
 
