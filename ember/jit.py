@@ -143,14 +143,15 @@ def _kinds() -> tuple[Any, Any]:
 
 class _Group:
     """What one argument structure compiles to: its state slots, which gradients the step reads
-    before writing them (found once, by tracing it abstractly), and one compiled entry per
-    pattern of those gradients being None or arrays."""
+    before writing them (found once, by tracing it abstractly, at the first call that has
+    gradients), and one compiled entry per pattern of those gradients being None or arrays."""
 
-    __slots__ = ("slots", "read", "entries")
+    __slots__ = ("slots", "grads", "read", "entries")
 
     def __init__(self, slots: list[_Slot]) -> None:
         self.slots = slots
-        self.read: list[_GradSlot] = []
+        self.grads = [s for s in slots if isinstance(s, _GradSlot)]
+        self.read: list[_GradSlot] | None = None  # not known yet
         self.entries: dict[tuple[bool, ...], _Entry] = {}
 
 
@@ -332,11 +333,14 @@ class JitFunction:
         group = self._cache.get(key)
         if group is None:
             group = self._cache[key] = _Group(self._slots(leaves))
+        if group.read is None and any(s.tensor.grad is not None for s in group.grads):
+            # the first call with gradients present: find which of them the step reads (while
+            # every gradient is None there is nothing to carry and nothing to find out)
             group.read = self._read_gradients(group.slots, treedef, leaves, inputs)
-        present = tuple([slot.tensor.grad is not None for slot in group.read])
+        present = tuple([slot.tensor.grad is not None for slot in group.read or ()])
         entry = group.entries.get(present)
         if entry is None:
-            passed = {id(s) for s, there in zip(group.read, present) if there}
+            passed = {id(s) for s, there in zip(group.read or (), present) if there}
             ins = [s for s in group.slots if not isinstance(s, _GradSlot) or id(s) in passed]
             entry = group.entries[present] = _Entry(group.slots, ins)
             entry.compiled = self._compile(entry, treedef, leaves, mesh, layouts)
