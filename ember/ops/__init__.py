@@ -48,7 +48,8 @@ def keyword_error(name: str, params: list[inspect.Parameter], args: tuple[Any, .
         raise TypeError(f"ember.{name}: {e}; it accepts ({accepted})") from None
 
 
-def _wrap(fn: Callable[..., Any], name: str, params: list[inspect.Parameter]) -> Callable:
+def _wrap(fn: Callable[..., Any], name: str, params: list[inspect.Parameter], doc: str | None,
+          ) -> Callable[..., Any]:
     """``fn`` with PyTorch's keyword spellings renamed and wrong keywords explained."""
     names = {p.name for p in params}
     renames = {k: v for k, v in ALIASES.items() if v in names and k not in names}
@@ -64,7 +65,7 @@ def _wrap(fn: Callable[..., Any], name: str, params: list[inspect.Parameter]) ->
             raise
 
     op.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    op.__doc__ = fn.__doc__
+    op.__doc__ = doc
     op.__wrapped_op__ = fn  # type: ignore[attr-defined]
     return op
 
@@ -101,9 +102,10 @@ def register(
             obj.op_name = name
             PRIMITIVES[name] = obj
             params = list(inspect.signature(obj.forward).parameters.values())[1:]  # drop ctx
-            fn = _wrap(obj.apply, name, params)
+            fn = _wrap(obj.apply, name, params, obj.__doc__)
         else:
-            fn = _wrap(obj, name, list(inspect.signature(obj).parameters.values()))
+            fn = _wrap(obj, name, list(inspect.signature(obj).parameters.values()),
+                       obj.__doc__)
         fn.__name__ = fn.__qualname__ = name
         fn.__module__ = "ember"
         REGISTRY[name] = fn
@@ -115,7 +117,8 @@ def register(
         for attr, f in attached.items():
             setattr(Tensor, attr, f)
             METHODS[attr] = name
-        return obj
+        # a Function stays its class; a composite becomes the wrapped function everywhere
+        return obj if isinstance(obj, type) else fn  # type: ignore[return-value]
 
     return deco
 
