@@ -40,19 +40,21 @@ class ScaledDotProductAttention(Function):
         scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
         s = (q @ xp.swapaxes(k, -1, -2)) * xp.asarray(scale, dtype=q.dtype)
         allowed = _causal(q.shape[-2], k.shape[-2]) if is_causal else None
+        guard = False  # a user's mask may hide every key of a row; the causal one never does
         if mask is not None:
             if mask.dtype.kind == "b":
                 allowed = mask if allowed is None else allowed & mask
+                guard = True
             else:
-                s = s + mask
+                s = s + mask.astype(s.dtype)
         if allowed is not None:
             s = xp.where(allowed, s, -xp.inf)
         m = xp.max(s, axis=-1, keepdims=True)
-        if allowed is not None:  # a row with every key masked: zeros, not NaN
+        if guard:  # a row with every key masked: zeros, not NaN
             m = xp.where(xp.isfinite(m), m, 0)
         e = xp.exp(s - m)
         total = xp.sum(e, axis=-1, keepdims=True)
-        p = e / (xp.where(total > 0, total, 1) if allowed is not None else total)
+        p = e / (xp.where(total > 0, total, 1) if guard else total)
         pd = p
         keep = None
         if dropout_p > 0.0:
@@ -99,7 +101,7 @@ def scaled_dot_product_attention(
             ``rng_key``); pass 0.0 at evaluation.
         scale: defaults to ``1 / sqrt(D)``.
 
-    A row whose keys are all masked gives zeros (not NaN).
+    A row whose keys a boolean mask hides entirely gives zeros (not NaN).
 
     Example:
         >>> import ember
