@@ -280,6 +280,16 @@ def test_pytorch_keyword_spellings(backend):
     assert x.argmax(dim=1).tolist() == [2, 2]
 
 
+def test_pytorch_spellings_on_layers():
+    from ember import nn
+
+    x = ember.tensor(np.arange(6.0).reshape(2, 3))
+    np.testing.assert_allclose(nn.Softmax(dim=0)(x).numpy(), x.softmax(axis=0).numpy())
+    assert nn.Softmax(dim=0).config() == {"type": "softmax", "axis": 0}
+    assert nn.Flatten(start_dim=0)(ember.zeros(2, 3, 4)).shape == (24,)
+    assert nn.Flatten(end_dim=1)(ember.zeros(2, 3, 4)).shape == (2, 3, 4)
+
+
 def test_a_wrong_keyword_names_the_op_and_its_arguments():
     x = ember.ones(2, 3)
     with pytest.raises(TypeError) as err:
