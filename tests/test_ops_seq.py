@@ -128,9 +128,14 @@ def test_einsum_errors():
         ember.einsum("ij,jk->ik", a, a)
     with pytest.raises(ValueError, match="ember.einsum: 'ij,jk' names 2 operands but 1 were"):
         ember.einsum("ij,jk", a)
-    b = ember.ones(3, 3, requires_grad=True)
-    with pytest.raises(NotImplementedError, match="no gradient for the repeated index"):
-        ember.einsum("ii->", b).backward()
+
+
+def test_einsum_trace_gradient_is_the_identity(backend):
+    b = ember.tensor(np.arange(9.0).reshape(3, 3), requires_grad=True)
+    out = ember.einsum("ii", b)  # implicit output: the trace
+    assert out.item() == 12.0
+    out.backward()
+    assert b.grad.tolist() == np.eye(3).tolist()
 
 
 # -- scaled dot-product attention --------------------------------------------------------------

@@ -472,6 +472,10 @@ ROWS += [
         lambda xp, a, b: xp.sum(a) * b, [((3, 4), (5,))]),
     Row("einsum", lambda a, b, c: ember.einsum("i,ij,j->", a, b, c),
         lambda xp, a, b, c: a @ b @ c, [((3,), (3, 4), (4,))]),
+    Row("einsum", lambda a, b: ember.einsum("ii,ij->j", a, b),  # a diagonal: a trace-like sum
+        lambda xp, a, b: xp.einsum("ii,ij->j", a, b), [((3, 3), (3, 4))]),
+    Row("einsum", lambda a: ember.einsum("iji->ij", a), lambda xp, a: xp.einsum("iji->ij", a),
+        [((3, 2, 3),)]),
     Row("einsum", lambda a: ember.einsum("ijk->kij", a), lambda xp, a: xp.transpose(a, (2, 0, 1)),
         [((2, 3, 4),)]),
     Row("scaled_dot_product_attention", ember.scaled_dot_product_attention, _sdpa_ref,
