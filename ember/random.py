@@ -133,7 +133,7 @@ def _gumbel(logits: Any, shape: tuple[int, ...], key: Any) -> Any:
     xp = bk.xp
     dtype = logits.dtype if logits.dtype.kind == "f" else backend.default_float
     u = bk.uniform(next_key() if key is None else key, shape, dtype)
-    u = xp.maximum(u, xp.finfo(dtype).tiny)  # log(0) would give -inf, never NaN, but keep it
+    u = xp.maximum(u, xp.finfo(dtype).tiny)  # a draw of exactly 0 would be a -inf score
     return logits - xp.log(-xp.log(u))
 
 

@@ -46,6 +46,12 @@ def test_embedding_backward_scatters_rows_not_a_one_hot_matmul(monkeypatch):
     assert calls == [((1000, 8), (1, 3, 8))]  # one scatter of the 3 looked-up rows
 
 
+def test_embedding_index_out_of_range_names_the_op():
+    with pytest.raises(IndexError, match=r"ember.embedding: an index is out of range for a weight "
+                                         r"of 3 rows \(indices must be in \[0, 3\)\)"):
+        ember.embedding(ember.tensor([0, 3]), ember.ones(3, 2))
+
+
 def test_embedding_rejects_float_indices():
     with pytest.raises(TypeError, match=r"ember.embedding: indices must be integers, got dtype "
                                         r"float32"):

@@ -16,8 +16,7 @@ from typing import Any, TypeVar
 from ember.function import Function
 from ember.tensor import Tensor
 
-__all__ = ["register", "REGISTRY", "PRIMITIVES", "NON_DIFFERENTIABLE", "METHODS", "ALIASES",
-           "keyword_error"]
+__all__ = ["register", "REGISTRY", "PRIMITIVES", "NON_DIFFERENTIABLE", "METHODS", "ALIASES"]
 
 #: name -> the public function (``ember.<name>``)
 REGISTRY: dict[str, Callable[..., Any]] = {}
@@ -35,7 +34,7 @@ _T = TypeVar("_T")
 ALIASES = {"dim": "axis", "keepdim": "keepdims", "start_dim": "start_axis", "end_dim": "end_axis"}
 
 
-def keyword_error(name: str, params: list[inspect.Parameter], args: tuple[Any, ...],
+def _keyword_error(name: str, params: list[inspect.Parameter], args: tuple[Any, ...],
                   kwargs: dict[str, Any], renames: dict[str, str] | None = None) -> None:
     """Raise ember's TypeError naming the op and the arguments it accepts when ``args`` and
     ``kwargs`` do not fit ``params``; return quietly when they do (the error was elsewhere)."""
@@ -61,12 +60,11 @@ def _wrap(fn: Callable[..., Any], name: str, params: list[inspect.Parameter], do
         try:
             return fn(*args, **kwargs)
         except TypeError:
-            keyword_error(name, params, args, kwargs, renames)
+            _keyword_error(name, params, args, kwargs, renames)
             raise
 
     op.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     op.__doc__ = doc
-    op.__wrapped_op__ = fn  # type: ignore[attr-defined]
     return op
 
 
