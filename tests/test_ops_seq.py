@@ -289,6 +289,9 @@ def test_pytorch_keyword_spellings(backend):
     assert ember.stack([x, x], dim=2).shape == (2, 3, 2)
     assert x.clamp(min=1.0, max=4.0).tolist() == [[1.0, 1.0, 2.0], [3.0, 4.0, 4.0]]
     assert x.argmax(dim=1).tolist() == [2, 2]
+    idx = ember.tensor([[0], [2]])
+    assert x.gather(dim=1, index=idx).tolist() == x.gather(axis=1, index=idx).tolist() == [[0.0],
+                                                                                         [5.0]]
 
 
 def test_pytorch_spellings_on_layers():

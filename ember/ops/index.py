@@ -84,10 +84,10 @@ def take_along_axis(x: Tensor, indices: Any, axis: int) -> Tensor:
 
 
 @register("gather")
-def gather(x: Tensor, dim: int, index: Any) -> Tensor:
+def gather(x: Tensor, axis: int, index: Any) -> Tensor:
     """PyTorch's ``gather``: ``out[i][j] = x[index[i][j]][j]`` for ``dim=0``; ``index`` may be
     smaller than ``x`` along the other axes. Same as :func:`take_along_axis` (argument order
-    ``x, dim, index``).
+    ``x, dim, index``; ``dim=`` or ``axis=``).
 
     Example:
         >>> import ember
@@ -96,7 +96,7 @@ def gather(x: Tensor, dim: int, index: Any) -> Tensor:
         [[1.0, 1.0], [4.0, 3.0]]
     """
     idx = _indices(index, "gather")
-    a = _axis(dim, x.ndim, "gather")
+    a = _axis(axis, x.ndim, "gather")
     if idx.ndim != x.ndim or any(i > n for d, (i, n) in enumerate(zip(idx.shape, x.shape))
                                  if d != a):
         raise ValueError(f"ember.gather: index of shape {tuple(idx.shape)} must have the "
