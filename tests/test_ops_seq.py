@@ -294,6 +294,13 @@ def test_pytorch_keyword_spellings(backend):
                                                                                          [5.0]]
 
 
+def test_functional_forms_are_the_ops():
+    from ember.nn import functional as F  # noqa: N812
+
+    assert F.embedding is ember.embedding and F.one_hot is ember.one_hot
+    assert F.scaled_dot_product_attention is ember.scaled_dot_product_attention
+
+
 def test_pytorch_spellings_on_layers():
     from ember import nn
 

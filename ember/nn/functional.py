@@ -50,6 +50,9 @@ __all__ = [
     "softmax",
     "log_softmax",
     "logsumexp",
+    "embedding",
+    "one_hot",
+    "scaled_dot_product_attention",
     "mse_loss",
     "l1_loss",
     "huber_loss",
@@ -76,6 +79,10 @@ softmax = REGISTRY["softmax"]
 log_softmax = REGISTRY["log_softmax"]
 logsumexp = REGISTRY["logsumexp"]
 binary_cross_entropy_with_logits = REGISTRY["binary_cross_entropy_with_logits"]
+# the sequence ops PyTorch users reach for as F.* (ember.embedding is F.embedding)
+embedding = REGISTRY["embedding"]
+one_hot = REGISTRY["one_hot"]
+scaled_dot_product_attention = REGISTRY["scaled_dot_product_attention"]
 
 
 # -- layers as functions ---------------------------------------------------------------------------
