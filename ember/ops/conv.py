@@ -36,6 +36,13 @@ def _pair(value: Any, what: str, op: str, minimum: int = 1) -> Pair:
     return items  # type: ignore[return-value]
 
 
+def _per_side(padding: Any) -> bool:
+    """Whether ``padding`` is per side: ((top, bottom), (left, right)), where either pair may be
+    one int for both sides (as a config file writes ``(1, 1)``)."""
+    return isinstance(padding, (tuple, list)) and len(padding) == 2 and any(
+        isinstance(p, (tuple, list)) for p in padding)
+
+
 def _padding(padding: Any, kernel: Pair, stride: Pair, dilation: Pair, op: str) -> Padding:
     """((top, bottom), (left, right)) from an int, a pair, a pair of pairs, "valid" or "same"."""
     if isinstance(padding, str):
@@ -50,9 +57,7 @@ def _padding(padding: Any, kernel: Pair, stride: Pair, dilation: Pair, op: str) 
                              f"give the padding as numbers for a strided convolution")
         total = [d * (k - 1) for k, d in zip(kernel, dilation)]
         return (total[0] // 2, total[0] - total[0] // 2), (total[1] // 2, total[1] - total[1] // 2)
-    if isinstance(padding, (tuple, list)) and len(padding) == 2 and all(
-        isinstance(p, (tuple, list)) for p in padding
-    ):
+    if _per_side(padding):
         rows, cols = (_pair(p, "padding", op, minimum=0) for p in padding)
         return rows, cols
     rows_cols = _pair(padding, "padding", op, minimum=0)
@@ -246,9 +251,7 @@ def conv1d(
 
 def _pool_padding(padding: Any, op: str) -> Padding:
     """((top, bottom), (left, right)) from an int, a pair or a pair of pairs."""
-    if isinstance(padding, (tuple, list)) and len(padding) == 2 and all(
-        isinstance(p, (tuple, list)) for p in padding
-    ):
+    if _per_side(padding):
         rows, cols = (_pair(p, "padding", op, minimum=0) for p in padding)
         return rows, cols
     pad = _pair(padding, "padding", op, minimum=0)
