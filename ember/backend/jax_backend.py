@@ -187,7 +187,8 @@ def _tile_view(x: Any, kernel: Any, out_hw: Any) -> Any:
 
 @partial(jax.jit, static_argnames=("kernel", "stride", "padding", "dilation"))
 def _max_pool2d(x: Any, kernel: Any, stride: Any, padding: Any, dilation: Any) -> Any:
-    if pool_windows_tile(kernel, stride, padding, dilation):  # reshape + max beats reduce_window on CPU
+    # windows that tile the input: a reshape + max beats reduce_window on CPU
+    if pool_windows_tile(kernel, stride, padding, dilation):
         hw = (x.shape[2] // kernel[0], x.shape[3] // kernel[1])
         return _tile_view(x, kernel, hw).max(axis=(3, 5))
     low = -np.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min

@@ -211,9 +211,10 @@ class NumpyBackend(Backend):
         cols = win.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, n * p * q)
         if groups == 1:
             out = w.reshape(o, -1) @ cols
-        else:  # one matmul per group: (G, O/G, C/G*KH*KW) @ (G, C/G*KH*KW, N*P*Q)
-            out = (w.reshape(groups, o // groups, -1)
-                   @ cols.reshape(groups, -1, n * p * q)).reshape(o, n * p * q)
+        else:  # one matmul per group: (O/G, C/G*KH*KW) @ (C/G*KH*KW, N*P*Q)
+            w2, og, rows = w.reshape(o, -1), o // groups, cols.shape[0] // groups
+            out = np.concatenate([w2[i * og:(i + 1) * og] @ cols[i * rows:(i + 1) * rows]
+                                  for i in range(groups)])
         if b is not None and np.result_type(out, b) == out.dtype:
             out += b[:, None]  # on whole (O, N*P*Q) rows of the fresh product
         elif b is not None:
@@ -231,16 +232,20 @@ class NumpyBackend(Backend):
         p, q = g.shape[2:]
         g_t = g.transpose(1, 0, 2, 3).reshape(o, -1)  # (O, N*P*Q): one copy, shared by all three
         db = g_t.sum(axis=1) if need[2] else None
-        # per group, (cols @ g_t.T).T, not g_t @ cols.T: about 1.5x faster for the usual shapes
-        g3 = g_t.reshape(groups, o // groups, -1)
+        # (cols @ g_t.T).T, not g_t @ cols.T: about 1.5x faster for the usual shapes (measured).
+        # Groups: one 2-d matmul each (a stacked matmul of transposed views skips BLAS).
+        og, rows = o // groups, saved.shape[0] // groups
         dw = None
         if need[1]:
-            cols3 = saved.reshape(groups, -1, n * p * q)
-            dw = (cols3 @ g3.transpose(0, 2, 1)).transpose(0, 2, 1).reshape(w.shape)
+            dw = np.concatenate([(saved[i * rows:(i + 1) * rows] @ g_t[i * og:(i + 1) * og].T).T
+                                 for i in range(groups)]) if groups > 1 else (saved @ g_t.T).T
+            dw = dw.reshape(w.shape)
         if not need[0]:
             return None, dw, db
-        w3 = w.reshape(groups, o // groups, -1)
-        dcols = (w3.transpose(0, 2, 1) @ g3).reshape(c, kh, kw, n, p, q)
+        w2 = w.reshape(o, -1)
+        dcols = np.concatenate([w2[i * og:(i + 1) * og].T @ g_t[i * og:(i + 1) * og]
+                                for i in range(groups)]) if groups > 1 else w2.T @ g_t
+        dcols = dcols.reshape(c, kh, kw, n, p, q)
         (top, bottom), (left, right) = padding
         # scattered in (C, N, H, W) order, where each offset's slice of dcols is contiguous
         dx = _scatter_windows(lambda i, j: dcols[:, i, j],
