@@ -142,6 +142,7 @@ def _dense(f: dict[str, Any], shape: Shape | None, where: str) -> tuple[list[Mod
 
 def _conv(ndim: int) -> Callable[..., tuple[list[Module], Any]]:
     def build(f: dict[str, Any], shape: Shape | None, where: str) -> tuple[list[Module], Any]:
+        import ember
         from ember.nn.conv import Conv1D, Conv2D
 
         c_in = f["in_channels"]
@@ -151,7 +152,15 @@ def _conv(ndim: int) -> Callable[..., tuple[list[Module], Any]]:
         layer = cls(c_in, f["filters"], _tuple(f["kernel_size"]), stride=_tuple(f["stride"]),
                     padding=_tuple(f["padding"]), dilation=_tuple(f["dilation"]),
                     groups=f["groups"], bias=f["bias"], init=f["init"])
-        return [layer, *_activation_modules(f["activation"], where)], _probe(shape, layer, where)
+        op = ember.conv2d if ndim == 2 else ember.conv1d  # type: ignore[attr-defined]
+        k = layer.kernel_size if ndim == 2 else (layer.kernel_size,)
+
+        def run(x: Any) -> Any:  # a zero weight: calling the layer would draw its weights now,
+            # keyed by a path it does not have yet
+            w = zeros((layer.out_channels, x.shape[1] // layer.groups, *k))
+            return op(x, w, None, layer.stride, layer.padding, layer.dilation, layer.groups)
+
+        return [layer, *_activation_modules(f["activation"], where)], _probe(shape, run, where)
 
     return build
 
@@ -253,13 +262,10 @@ LAYER_TYPES: dict[str, _Type] = {
     "dense": _Type({"units": _R, "activation": None, "bias": True, "dropout": 0.0, "init": None,
                     "in_features": None}, _dense),
     "conv2d": _Type(_CONV_FIELDS, _conv(2)),
-    "conv1d": _Type(_CONV_FIELDS, _conv(1)),
     "maxpool2d": _Type({"pool_size": _R, "stride": None, "padding": 0, "dilation": 1,
                         "ceil_mode": False}, _pool("max")),
     "avgpool2d": _Type({"pool_size": _R, "stride": None, "padding": 0, "ceil_mode": False,
                         "count_include_pad": True}, _pool("avg")),
-    "adaptiveavgpool2d": _Type({"output_size": _R}, _pool("adaptiveavg")),
-    "adaptivemaxpool2d": _Type({"output_size": _R}, _pool("adaptivemax")),
     "globalavgpool2d": _Type({}, _global_avg),
     "flatten": _Type({"start_axis": 1, "end_axis": -1}, _flatten),
     "dropout": _Type({"rate": _R}, _dropout),
@@ -279,6 +285,9 @@ LAYER_TYPES: dict[str, _Type] = {
     "log_softmax": _Type({"axis": -1}, _named_activation("log_softmax")),
     "gelu": _Type({"approximate": "none"}, _named_activation("gelu")),
     "softplus": _Type({}, _named_activation("softplus")),
+    "conv1d": _Type(_CONV_FIELDS, _conv(1)),
+    "adaptiveavgpool2d": _Type({"output_size": _R}, _pool("adaptiveavg")),
+    "adaptivemaxpool2d": _Type({"output_size": _R}, _pool("adaptivemax")),
 }
 _ALIASES = {"linear": "dense", "conv": "conv2d", "maxpool": "maxpool2d", "avgpool": "avgpool2d"}
 
