@@ -276,12 +276,12 @@ def _pool_args(
                          f"window could then hold only padding")
     described = f"the window {kernel}" + ("" if dilation_ == (1, 1) else
                                           f" with dilation {dilation_}")
-    out = _out_size(shape, kernel, stride_, pads, dilation_, op, described)
+    _out_size(shape, kernel, stride_, pads, dilation_, op, described)
     if not ceil_mode:
         return kernel, stride_, pads, dilation_, pads
     used = []
-    for n, (lo, hi), r, s, o in zip(shape[2:], pads, reach, stride_, out):
-        o = -(-(n + lo + hi - r) // s) + 1
+    for n, (lo, hi), r, s in zip(shape[2:], pads, reach, stride_):
+        o = -(-(n + lo + hi - r) // s) + 1  # the output size, rounded up
         if (o - 1) * s >= n + lo:  # the last window must start inside the input or left padding
             o -= 1
         used.append((lo, max(hi, (o - 1) * s + r - n - lo)))
