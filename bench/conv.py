@@ -28,7 +28,26 @@ ratio is the median of per-round ratios.
 Targets: ember-numpy >= 0.9x the hand-written NumPy im2col; ember's faster backend >= 0.7x
 PyTorch eager.
 
-Run it with ``python bench/conv.py`` (about 30 s); ``--quick`` is a smoke test of a few seconds.
+Then whole training steps of two CNNs (``--models W2,LeNet5``; ``--models ''`` skips them), float32,
+batch 64 of 1x28x28 images, softmax cross-entropy, plain SGD (lr 0.01), the same initial weights and
+batch for everyone:
+
+- W2 (bench/train.py's CNN): conv(1->16, 3x3, pad 1)-ReLU-maxpool 2 - conv(16->32, 3x3, pad 1)-
+  ReLU-maxpool 2 - flatten - dense(1568->10).
+- LeNet5: conv(1->6, 5x5, pad 2)-ReLU-maxpool 2 - conv(6->16, 5x5)-ReLU-maxpool 2 - flatten -
+  dense(400->120)-ReLU-dense(120->84)-ReLU-dense(84->10).
+
+Implementations: ember-numpy (eager), ember-jax step (the same step under ``ember.jit``), PyTorch
+eager (``torch.optim.SGD``; when torch imports) and JAX by hand (``jax.jit`` of
+``jax.value_and_grad`` and an SGD update; ``lax.conv_general_dilated`` and ``reduce_window``). The
+losses of the first step must agree to 1e-4 before timing. Each line gives samples/s, the ratio to
+PyTorch eager from the same rounds and the fraction of the GEMM limit: the model's forward +
+backward FLOPs per sample (counted from the layer shapes; the first layer needs no input gradient)
+times samples/s over the float32 GEMM rate of this machine, measured in the same run with a
+1024^3 NumPy matmul. Targets (issue 17): ember-numpy >= 1.2x and ember-jax step >= 1.2x PyTorch
+eager on both.
+
+Run it with ``python bench/conv.py`` (about a minute); ``--quick`` is a smoke test of a few seconds.
 """
 
 from __future__ import annotations
@@ -44,6 +63,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+if "--threads" in sys.argv:  # before NumPy, torch and XLA start their thread pools
+    _threads = sys.argv[sys.argv.index("--threads") + 1]
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = _threads
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen="
+                               + ("false" if _threads == "1" else "true"))
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -56,6 +82,8 @@ try:
     import torch
 except ImportError:  # optional: the comparison is skipped, ember never depends on torch
     torch = None
+if torch is not None and "--threads" in sys.argv:
+    torch.set_num_threads(int(sys.argv[sys.argv.index("--threads") + 1]))
 
 N, C_IN, C_OUT, H, W, K = 64, 16, 32, 14, 14, 3
 ROUNDS = 15
@@ -250,14 +278,234 @@ def check(reference: Impl, others: list[Impl]) -> None:
                                  f"one by {err:.3g} (scale {scale:.3g})")
 
 
+# -- whole training steps of W2 and LeNet-5 ------------------------------------------------------
+
+BATCH, LR = 64, 0.01
+#: name -> layers: ("conv", in, out, kernel, padding) / ("pool",) / ("dense", in, out) / ("relu",)
+MODELS: dict[str, list[tuple[Any, ...]]] = {
+    "W2": [("conv", 1, 16, 3, 1), ("relu",), ("pool",), ("conv", 16, 32, 3, 1), ("relu",),
+           ("pool",), ("dense", 1568, 10)],
+    "LeNet5": [("conv", 1, 6, 5, 2), ("relu",), ("pool",), ("conv", 6, 16, 5, 0), ("relu",),
+               ("pool",), ("dense", 400, 120), ("relu",), ("dense", 120, 84), ("relu",),
+               ("dense", 84, 10)],
+}
+
+
+def flops_per_sample(layers: list[tuple[Any, ...]]) -> float:
+    """Forward + backward multiply-adds x 2 of the convolutions and dense layers: the forward
+    product, the weight gradient, and the input gradient for every layer but the first."""
+    total, hw, first = 0.0, 28, True
+    for layer in layers:
+        if layer[0] == "conv":
+            _, c, o, k, pad = layer
+            hw = hw + 2 * pad - k + 1
+            macs = o * c * k * k * hw * hw
+        elif layer[0] == "dense":
+            macs = layer[1] * layer[2]
+        else:
+            hw = hw // 2 if layer[0] == "pool" else hw
+            continue
+        total += 2 * macs * (2 if first else 3)
+        first = False
+    return total
+
+
+def ember_cnn(layers: list[tuple[Any, ...]]) -> Any:
+    mods: list[Any] = []
+    for layer in layers:
+        if layer[0] == "conv":
+            mods.append(nn.Conv2D(layer[1], layer[2], layer[3], padding=layer[4]))
+        elif layer[0] == "dense":
+            if not any(isinstance(m, nn.Flatten) for m in mods):
+                mods.append(nn.Flatten())
+            mods.append(nn.Linear(layer[1], layer[2]))
+        else:
+            mods.append(nn.ReLU() if layer[0] == "relu" else nn.MaxPool2D(2))
+    return nn.Sequential(*mods)
+
+
+def ember_step_impl(name: str, layers: Any, init: Any, x: np.ndarray, y: np.ndarray,
+                    backend_name: str) -> Impl:
+    ember.set_backend(backend_name)
+    model = ember_cnn(layers)
+    model.load_state_dict(init)
+    opt = ember.optim.SGD(model.parameters(), lr=LR)
+    loss_fn = nn.CrossEntropyLoss()
+    tx, ty = ember.tensor(x), ember.tensor(y)
+
+    def train_step(model: Any, opt: Any, xb: Any, yb: Any) -> Any:
+        opt.zero_grad()
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        opt.step()
+        return loss
+
+    run = ember.jit(train_step) if backend_name == "jax" else train_step
+    last: list[Any] = []
+
+    def step() -> Any:
+        ember.set_backend(backend_name)
+        loss = run(model, opt, tx, ty)
+        if backend_name == "jax":
+            import jax
+
+            jax.block_until_ready(loss.data)
+        last[:] = [loss]
+        return loss
+
+    return Impl(name, step, lambda: {"loss": np.asarray(float(last[0].item()))})
+
+
+def torch_step_impl(layers: Any, init: Any, x: np.ndarray, y: np.ndarray) -> Impl:
+    assert torch is not None
+    mods: list[Any] = []
+    for layer in layers:
+        if layer[0] == "conv":
+            mods.append(torch.nn.Conv2d(layer[1], layer[2], layer[3], padding=layer[4]))
+        elif layer[0] == "dense":
+            if not any(isinstance(m, torch.nn.Flatten) for m in mods):
+                mods.append(torch.nn.Flatten())
+            mods.append(torch.nn.Linear(layer[1], layer[2]))
+        else:
+            mods.append(torch.nn.ReLU() if layer[0] == "relu" else torch.nn.MaxPool2d(2))
+    model = torch.nn.Sequential(*mods)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in init.items()})
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+    last: list[Any] = []
+
+    def step() -> Any:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(tx), ty)
+        loss.backward()
+        opt.step()
+        last[:] = [loss]
+        return loss
+
+    return Impl("PyTorch eager", step, lambda: {"loss": np.asarray(float(last[0].item()))})
+
+
+def jax_step_impl(layers: Any, init: Any, x: np.ndarray, y: np.ndarray) -> Impl:
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    names = list(init)
+
+    def forward(params: list[Any], a: Any) -> Any:
+        it = iter(params)
+        for layer in layers:
+            if layer[0] == "conv":
+                w, b = next(it), next(it)
+                a = lax.conv_general_dilated(a, w, (1, 1), [(layer[4], layer[4])] * 2,
+                                             dimension_numbers=("NCHW", "OIHW", "NCHW"))
+                a = a + b[None, :, None, None]
+            elif layer[0] == "dense":
+                w, b = next(it), next(it)
+                a = a.reshape(a.shape[0], -1) @ w.T + b
+            elif layer[0] == "relu":
+                a = jax.nn.relu(a)
+            else:
+                a = lax.reduce_window(a, -jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+        return a
+
+    def loss_fn(params: list[Any], a: Any, labels: Any) -> Any:
+        logits = forward(params, a)
+        logp = jax.nn.log_softmax(logits)
+        return -jnp.take_along_axis(logp, labels[:, None], axis=1).mean()
+
+    @jax.jit
+    def train(params: list[Any], a: Any, labels: Any) -> Any:
+        loss, grads = jax.value_and_grad(loss_fn)(params, a, labels)
+        return [p - LR * g for p, g in zip(params, grads)], loss
+
+    state = [[jnp.asarray(init[k]) for k in names]]
+    xa, ya = jnp.asarray(x), jnp.asarray(y.astype(np.int32))
+    last: list[Any] = []
+
+    def step() -> Any:
+        state[0], loss = train(state[0], xa, ya)
+        jax.block_until_ready(loss)
+        last[:] = [loss]
+        return loss
+
+    return Impl("JAX by hand (jit)", step, lambda: {"loss": np.asarray(float(last[0]))})
+
+
+def gemm_rate() -> float:
+    """float32 FLOP/s of a 1024^3 NumPy matmul on this machine (the best of a few)."""
+    a = np.random.default_rng(0).standard_normal((1024, 1024), dtype=np.float32)
+    a @ a
+    best = 0.0
+    for _ in range(5):
+        t0 = time.perf_counter()
+        a @ a
+        best = max(best, 2 * 1024**3 / (time.perf_counter() - t0))
+    return best
+
+
+def run_models(names: list[str], rounds: int, target_s: float) -> None:
+    global N
+    N = BATCH  # samples per step, for measure()
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((BATCH, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, BATCH)
+    for name in names:
+        layers = MODELS[name]
+        ember.set_backend("numpy")
+        ember.manual_seed(0)
+        init = {k: np.asarray(v) for k, v in ember_cnn(layers).state_dict().items()}
+        impls = [ember_step_impl("ember-numpy", layers, init, x, y, "numpy"),
+                 ember_step_impl("ember-jax step (jit)", layers, init, x, y, "jax"),
+                 jax_step_impl(layers, init, x, y)]
+        if torch is not None:
+            impls.append(torch_step_impl(layers, init, x, y))
+        first = [(impl.step(), float(impl.grads()["loss"]))[1] for impl in impls]
+        if max(first) - min(first) > 1e-4 * max(1.0, abs(first[0])):
+            raise SystemExit(f"{name}: first-step losses disagree: {first}")
+        for impl in impls:
+            calibrate(impl, target_s)
+        gemm = []
+        for r in range(rounds):
+            for impl in impls[r % len(impls):] + impls[:r % len(impls)]:
+                measure(impl)
+            gemm.append(gemm_rate())
+        limit, flops = statistics.median(gemm), flops_per_sample(layers)
+        print(f"\n{name}: one SGD training step, batch {BATCH}, float32; {rounds} rounds; "
+              f"{flops / 1e6:.2f} MFLOP/sample; GEMM limit {limit / 1e9:.0f} GFLOP/s = "
+              f"{limit / flops:,.0f} samples/s")
+        print(f"{'implementation':<24}{'samples/s':>12}{'range':>22}{'/ PyTorch':>11}"
+              f"{'of limit':>10}")
+        base = impls[-1] if torch is not None else None
+        for impl in impls:
+            rate = statistics.median(impl.rates)
+            rel = "" if base is None else \
+                f"{statistics.median(a / b for a, b in zip(impl.rates, base.rates)):.2f}x"
+            rng_text = f"{min(impl.rates):,.0f} - {max(impl.rates):,.0f}"
+            print(f"{impl.name:<24}{rate:>12,.0f}{rng_text:>22}{rel:>11}"
+                  f"{rate * flops / limit:>10.1%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds: a smoke test")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--models", default="W2,LeNet5",
+                        help="comma-separated CNN training steps to time after the layer: "
+                             "W2,LeNet5 ('' for none)")
+    parser.add_argument("--skip-layer", action="store_true", help="only the CNN training steps")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for every framework (BLAS, torch, XLA's Eigen pool); "
+                             "default: each framework's own choice")
     args = parser.parse_args()
     rounds = args.rounds or (QUICK_ROUNDS if args.quick else ROUNDS)
     target_s = QUICK_TARGET_S if args.quick else TARGET_S
 
+    models = [m for m in args.models.split(",") if m]
+    if args.skip_layer:
+        run_models(models, rounds, target_s)
+        return
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, C_IN, H, W), dtype=np.float32)
     bound = 1 / np.sqrt(C_IN * K * K)
@@ -304,6 +552,7 @@ def main() -> None:
     lax_k, col_k = kernels
     print(f"JAX kernel under jax.jit: lax.conv / im2col+dot = "
           f"{per_round_ratio(lax_k, col_k):.2f}x (ember's JAX backend uses lax.conv)")
+    run_models(models, rounds, target_s)
 
 
 if __name__ == "__main__":

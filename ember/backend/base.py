@@ -5,10 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 
-def pool_windows_tile(kernel: Any, stride: Any, padding: Any) -> bool:
-    """True when pooling windows tile the input (stride = kernel, no padding): both backends then
-    build the gradient in the input's own layout instead of scattering it."""
-    return tuple(stride) == tuple(kernel) and not any(lo or hi for lo, hi in padding)
+def pool_windows_tile(kernel: Any, stride: Any, padding: Any, dilation: Any = (1, 1)) -> bool:
+    """True when pooling windows tile the input (stride = kernel, no padding, no dilation): both
+    backends then build the gradient in the input's own layout instead of scattering it."""
+    return (tuple(stride) == tuple(kernel) and tuple(dilation) == (1, 1)
+            and not any(lo or hi for lo, hi in padding))
+
+
+def pool_divisor(divisor: Any) -> Any:
+    """The (P, Q) divisor of average pooling as nested lists: the outer product of the per-axis
+    counts ``divisor = (rows, cols)`` that ember/ops/conv.py computes."""
+    rows, cols = divisor
+    return [[float(r * c) for c in cols] for r in rows]
 
 
 class Backend:
@@ -86,13 +94,14 @@ class Backend:
 
     # -- convolution and pooling (NCHW); ember/ops/conv.py normalises the arguments -------------
     # ``stride`` and ``dilation`` are pairs (rows, columns); ``padding`` is ((top, bottom),
-    # (left, right)); ``kernel`` is (KH, KW).
+    # (left, right)); ``kernel`` is (KH, KW); ``groups`` divides the channels.
     def conv2d(
         self, x: Any, w: Any, b: Any, stride: tuple[int, int], padding: Any,
-        dilation: tuple[int, int],
+        dilation: tuple[int, int], groups: int = 1,
     ) -> tuple[Any, Any]:
-        """Cross-correlate ``x`` (N, C, H, W) with ``w`` (O, C, KH, KW) and add the bias ``b``
-        (O,), or nothing when it is None.
+        """Cross-correlate ``x`` (N, C, H, W) with ``w`` (O, C / groups, KH, KW) and add the bias
+        ``b`` (O,), or nothing when it is None. Output channels ``[j * O / groups, (j + 1) * O /
+        groups)`` read only input channels ``[j * C / groups, (j + 1) * C / groups)``.
 
         Returns the output (N, O, P, Q) and what :meth:`conv2d_grads` needs (the input, or its
         unfolded columns on NumPy), so that the weight gradient does not unfold it again.
@@ -101,7 +110,7 @@ class Backend:
 
     def conv2d_grads(
         self, g: Any, w: Any, saved: Any, x_shape: tuple[int, ...], stride: tuple[int, int],
-        padding: Any, dilation: tuple[int, int], need: tuple[bool, bool, bool],
+        padding: Any, dilation: tuple[int, int], groups: int, need: tuple[bool, bool, bool],
     ) -> tuple[Any, Any, Any]:
         """The gradients of :meth:`conv2d` with respect to the input (a transposed convolution),
         the weight and the bias, each where ``need`` says so (else None). ``saved`` is
@@ -110,9 +119,10 @@ class Backend:
 
     def max_pool2d(
         self, x: Any, kernel: tuple[int, int], stride: tuple[int, int], padding: Any,
-        need_grad: bool = False,
+        dilation: tuple[int, int] = (1, 1), need_grad: bool = False,
     ) -> tuple[Any, Any]:
-        """The maximum over each window (padding counts as -inf).
+        """The maximum over each window of ``kernel`` taps ``dilation`` apart (padding counts as
+        -inf).
 
         Returns the output and, when ``need_grad``, what :meth:`max_pool2d_grad` needs (the input
         on JAX; on NumPy the offset of each window's first maximum), else None.
@@ -121,7 +131,7 @@ class Backend:
 
     def max_pool2d_grad(
         self, g: Any, saved: Any, x_shape: tuple[int, ...], kernel: tuple[int, int],
-        stride: tuple[int, int], padding: Any,
+        stride: tuple[int, int], padding: Any, dilation: tuple[int, int] = (1, 1),
     ) -> Any:
         """Route each window's gradient to its first maximal element (row-major order within
         the window, as PyTorch); overlapping windows accumulate. ``saved`` comes from
@@ -129,14 +139,17 @@ class Backend:
         raise NotImplementedError
 
     def avg_pool2d(
-        self, x: Any, kernel: tuple[int, int], stride: tuple[int, int], padding: Any
+        self, x: Any, kernel: tuple[int, int], stride: tuple[int, int], padding: Any,
+        dilation: tuple[int, int] = (1, 1), divisor: Any = None,
     ) -> Any:
-        """The mean over each window, padding counted as zeros (``count_include_pad=True``)."""
+        """The sum over each window (padding counted as zeros) divided by ``KH * KW``, or, when
+        ``divisor`` is per-axis counts ``(rows, cols)``, by :func:`pool_divisor`'s array."""
         raise NotImplementedError
 
     def avg_pool2d_grad(
         self, g: Any, x_shape: tuple[int, ...], kernel: tuple[int, int],
-        stride: tuple[int, int], padding: Any,
+        stride: tuple[int, int], padding: Any, dilation: tuple[int, int] = (1, 1),
+        divisor: Any = None,
     ) -> Any:
         """The gradient of :meth:`avg_pool2d`: each window's gradient spread evenly over it."""
         raise NotImplementedError

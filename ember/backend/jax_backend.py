@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ember.backend.base import Backend, pool_windows_tile
+from ember.backend.base import Backend, pool_divisor, pool_windows_tile
 
 # float64 must work (gradcheck needs it); ember passes dtypes explicitly everywhere, so enabling
 # x64 does not change ember's float32 default.
@@ -19,9 +19,10 @@ jax.config.update("jax_enable_x64", True)
 _NCHW = ("NCHW", "OIHW", "NCHW")
 
 
-def _window_args(kernel: Any, stride: Any, padding: Any) -> tuple[Any, Any, Any]:
-    """reduce_window's window, strides and padding for an NCHW array."""
-    return (1, 1, *kernel), (1, 1, *stride), ((0, 0), (0, 0), *padding)
+def _window_args(kernel: Any, stride: Any, padding: Any, dilation: Any) -> tuple[Any, ...]:
+    """reduce_window's window, strides, padding, base and window dilation for an NCHW array."""
+    return ((1, 1, *kernel), (1, 1, *stride), ((0, 0), (0, 0), *padding), (1, 1, 1, 1),
+            (1, 1, *dilation))
 
 
 class JaxBackend(Backend):
@@ -58,44 +59,54 @@ class JaxBackend(Backend):
     # -- convolution and pooling: the jitted functions below, compiled once per shape and
     # configuration (eager calls then cost one dispatch; inside ember.jit they are inlined)
     def conv2d(
-        self, x: Any, w: Any, b: Any, stride: Any, padding: Any, dilation: Any
+        self, x: Any, w: Any, b: Any, stride: Any, padding: Any, dilation: Any, groups: int = 1
     ) -> Any:
-        out = _conv2d(x, w, tuple(stride), _hashable(padding), tuple(dilation))
+        out = _conv2d(x, w, tuple(stride), _hashable(padding), tuple(dilation), groups)
         if b is not None:
             out = out + b.reshape(1, -1, 1, 1)
         return out, x
 
     def conv2d_grads(
         self, g: Any, w: Any, saved: Any, x_shape: tuple[int, ...], stride: Any, padding: Any,
-        dilation: Any, need: tuple[bool, bool, bool],
+        dilation: Any, groups: int, need: tuple[bool, bool, bool],
     ) -> Any:
         conf = (tuple(stride), _hashable(padding), tuple(dilation))
-        dx = _conv2d_input_grad(g, w, tuple(x_shape), *conf) if need[0] else None
-        dw = _conv2d_weight_grad(g, saved, tuple(w.shape), *conf) if need[1] else None
+        if groups != 1:  # XLA transposes a grouped convolution itself
+            dx, dw = _conv2d_grouped_grads(g, saved, w, *conf, groups, need[0], need[1])
+        else:
+            dx = _conv2d_input_grad(g, w, tuple(x_shape), *conf) if need[0] else None
+            dw = _conv2d_weight_grad(g, saved, tuple(w.shape), *conf) if need[1] else None
         db = g.sum(axis=(0, 2, 3)) if need[2] else None
         return dx, dw, db
 
     def max_pool2d(
-        self, x: Any, kernel: Any, stride: Any, padding: Any, need_grad: bool = False
+        self, x: Any, kernel: Any, stride: Any, padding: Any, dilation: Any = (1, 1),
+        need_grad: bool = False,
     ) -> Any:
-        out = _max_pool2d(x, tuple(kernel), tuple(stride), _hashable(padding))
+        out = _max_pool2d(x, tuple(kernel), tuple(stride), _hashable(padding), tuple(dilation))
         return out, ((x, out) if need_grad else None)
 
     def max_pool2d_grad(
         self, g: Any, saved: Any, x_shape: tuple[int, ...], kernel: Any, stride: Any,
-        padding: Any,
+        padding: Any, dilation: Any = (1, 1),
     ) -> Any:
         x, out = saved
-        return _max_pool2d_grad(g, x, out, tuple(kernel), tuple(stride), _hashable(padding))
+        return _max_pool2d_grad(g, x, out, tuple(kernel), tuple(stride), _hashable(padding),
+                                tuple(dilation))
 
-    def avg_pool2d(self, x: Any, kernel: Any, stride: Any, padding: Any) -> Any:
-        return _avg_pool2d(x, tuple(kernel), tuple(stride), _hashable(padding))
+    def avg_pool2d(
+        self, x: Any, kernel: Any, stride: Any, padding: Any, dilation: Any = (1, 1),
+        divisor: Any = None,
+    ) -> Any:
+        return _avg_pool2d(x, tuple(kernel), tuple(stride), _hashable(padding), tuple(dilation),
+                           divisor)
 
     def avg_pool2d_grad(
-        self, g: Any, x_shape: tuple[int, ...], kernel: Any, stride: Any, padding: Any
+        self, g: Any, x_shape: tuple[int, ...], kernel: Any, stride: Any, padding: Any,
+        dilation: Any = (1, 1), divisor: Any = None,
     ) -> Any:
         return _avg_pool2d_grad(g, tuple(x_shape), tuple(kernel), tuple(stride),
-                                _hashable(padding))
+                                _hashable(padding), tuple(dilation), divisor)
 
     def scan(self, body: Any, carry: Any, xs: Any) -> tuple[Any, Any]:
         return jax.lax.scan(body, carry, xs)
@@ -114,11 +125,21 @@ def _hashable(padding: Any) -> tuple[tuple[int, int], ...]:
 
 # XLA's convolution for the forward pass and both gradients (measured under jax.jit on CPU: faster
 # than an im2col + dot, see bench/conv.py).
-@partial(jax.jit, static_argnames=("stride", "padding", "dilation"))
-def _conv2d(x: Any, w: Any, stride: Any, padding: Any, dilation: Any) -> Any:
+@partial(jax.jit, static_argnames=("stride", "padding", "dilation", "groups"))
+def _conv2d(x: Any, w: Any, stride: Any, padding: Any, dilation: Any, groups: int = 1) -> Any:
     dtype = jnp.result_type(x, w)
     return lax.conv_general_dilated(x.astype(dtype), w.astype(dtype), stride, padding,
-                                    rhs_dilation=dilation, dimension_numbers=_NCHW)
+                                    rhs_dilation=dilation, dimension_numbers=_NCHW,
+                                    feature_group_count=groups)
+
+
+@partial(jax.jit, static_argnames=("stride", "padding", "dilation", "groups", "need_x",
+                                   "need_w"))
+def _conv2d_grouped_grads(g: Any, x: Any, w: Any, stride: Any, padding: Any, dilation: Any,
+                          groups: int, need_x: bool, need_w: bool) -> Any:
+    _, vjp = jax.vjp(lambda a, b: _conv2d(a, b, stride, padding, dilation, groups), x, w)
+    dx, dw = vjp(g.astype(jnp.result_type(x, w)))
+    return (dx.astype(x.dtype) if need_x else None), (dw.astype(w.dtype) if need_w else None)
 
 
 @partial(jax.jit, static_argnames=("x_shape", "stride", "padding", "dilation"))
@@ -164,23 +185,27 @@ def _tile_view(x: Any, kernel: Any, out_hw: Any) -> Any:
     return x[:, :, : p * kh, : q * kw].reshape(*x.shape[:2], p, kh, q, kw)
 
 
-@partial(jax.jit, static_argnames=("kernel", "stride", "padding"))
-def _max_pool2d(x: Any, kernel: Any, stride: Any, padding: Any) -> Any:
-    if pool_windows_tile(kernel, stride, padding):  # reshape + max beats reduce_window on CPU
+@partial(jax.jit, static_argnames=("kernel", "stride", "padding", "dilation"))
+def _max_pool2d(x: Any, kernel: Any, stride: Any, padding: Any, dilation: Any) -> Any:
+    # windows that tile the input: a reshape + max beats reduce_window on CPU
+    if pool_windows_tile(kernel, stride, padding, dilation):
         hw = (x.shape[2] // kernel[0], x.shape[3] // kernel[1])
         return _tile_view(x, kernel, hw).max(axis=(3, 5))
     low = -np.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
     # a NumPy scalar: a concrete init lets JAX see the max monoid (and differentiate it)
     return lax.reduce_window(x, np.array(low, x.dtype), lax.max,
-                             *_window_args(kernel, stride, padding))
+                             *_window_args(kernel, stride, padding, dilation))
 
 
-@partial(jax.jit, static_argnames=("kernel", "stride", "padding"))
-def _max_pool2d_grad(g: Any, x: Any, out: Any, kernel: Any, stride: Any, padding: Any) -> Any:
+@partial(jax.jit, static_argnames=("kernel", "stride", "padding", "dilation"))
+def _max_pool2d_grad(g: Any, x: Any, out: Any, kernel: Any, stride: Any, padding: Any,
+                     dilation: Any) -> Any:
     g = g.astype(x.dtype)
-    if not pool_windows_tile(kernel, stride, padding):
+    if tuple(dilation) != (1, 1):  # JAX has no VJP of a dilated max reduce_window
+        return _max_pool2d_grad_offsets(g, x, out, kernel, stride, padding, dilation)
+    if not pool_windows_tile(kernel, stride, padding, dilation):
         # XLA's select-and-scatter keeps the first maximum of each window, as PyTorch does
-        _, vjp = jax.vjp(lambda a: _max_pool2d(a, kernel, stride, padding), x)
+        _, vjp = jax.vjp(lambda a: _max_pool2d(a, kernel, stride, padding, dilation), x)
         return vjp(g)[0]
     kh, kw = kernel
     x6 = _tile_view(x, kernel, out.shape[2:])
@@ -196,25 +221,55 @@ def _max_pool2d_grad(g: Any, x: Any, out: Any, kernel: Any, stride: Any, padding
     return _untile(jnp.stack(rows, axis=3), x.shape)
 
 
-@partial(jax.jit, static_argnames=("kernel", "stride", "padding"))
-def _avg_pool2d(x: Any, kernel: Any, stride: Any, padding: Any) -> Any:
-    if pool_windows_tile(kernel, stride, padding):
+def _divide(total: Any, kernel: Any, divisor: Any) -> Any:
+    if divisor is None:
+        return total / (kernel[0] * kernel[1])
+    return total / np.asarray(pool_divisor(divisor), total.dtype)  # a constant of the program
+
+
+def _max_pool2d_grad_offsets(g: Any, x: Any, out: Any, kernel: Any, stride: Any, padding: Any,
+                             dilation: Any) -> Any:
+    """The first maximum of each window takes its gradient: one strided add per kernel offset,
+    row-major, onto the padded input; then the padding is cropped."""
+    low = -np.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
+    xpad = jnp.pad(x, ((0, 0), (0, 0), *padding), constant_values=low)
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    p, q = out.shape[2:]
+    dx = jnp.zeros(xpad.shape, g.dtype)
+    free = jnp.ones(out.shape, bool)  # windows whose first maximum is still to come
+    for i in range(kh):
+        for j in range(kw):
+            at = (slice(None), slice(None), slice(i * dh, i * dh + sh * (p - 1) + 1, sh),
+                  slice(j * dw, j * dw + sw * (q - 1) + 1, sw))
+            hit = (xpad[at] == out) & free
+            free = free & ~hit
+            dx = dx.at[at].add(jnp.where(hit, g, jnp.zeros((), g.dtype)))
+    (top, bottom), (left, right) = padding
+    return dx[:, :, top: xpad.shape[2] - bottom, left: xpad.shape[3] - right]
+
+
+@partial(jax.jit, static_argnames=("kernel", "stride", "padding", "dilation", "divisor"))
+def _avg_pool2d(x: Any, kernel: Any, stride: Any, padding: Any, dilation: Any,
+                divisor: Any) -> Any:
+    if pool_windows_tile(kernel, stride, padding, dilation) and divisor is None:
         hw = (x.shape[2] // kernel[0], x.shape[3] // kernel[1])
         return _tile_view(x, kernel, hw).mean(axis=(3, 5))
     total = lax.reduce_window(x, np.array(0, x.dtype), lax.add,
-                              *_window_args(kernel, stride, padding))
-    return total / (kernel[0] * kernel[1])
+                              *_window_args(kernel, stride, padding, dilation))
+    return _divide(total, kernel, divisor)
 
 
-@partial(jax.jit, static_argnames=("x_shape", "kernel", "stride", "padding"))
-def _avg_pool2d_grad(g: Any, x_shape: Any, kernel: Any, stride: Any, padding: Any) -> Any:
-    if pool_windows_tile(kernel, stride, padding):
+@partial(jax.jit, static_argnames=("x_shape", "kernel", "stride", "padding", "dilation",
+                                   "divisor"))
+def _avg_pool2d_grad(g: Any, x_shape: Any, kernel: Any, stride: Any, padding: Any,
+                     dilation: Any, divisor: Any) -> Any:
+    if pool_windows_tile(kernel, stride, padding, dilation) and divisor is None:
         (kh, kw), (n, c, p, q) = kernel, g.shape
         share = g / (kh * kw)
         return _untile(jnp.broadcast_to(share[:, :, :, None, :, None], (n, c, p, kh, q, kw)),
                        x_shape)
-    _, vjp = jax.vjp(lambda a: _avg_pool2d(a, kernel, stride, padding), jnp.zeros(x_shape,
-                                                                                   g.dtype))
+    _, vjp = jax.vjp(lambda a: _avg_pool2d(a, kernel, stride, padding, dilation, divisor),
+                     jnp.zeros(x_shape, g.dtype))
     return vjp(g)[0]
 
 

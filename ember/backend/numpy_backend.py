@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ember.backend.base import Backend, pool_windows_tile
+from ember.backend.base import Backend, pool_divisor, pool_windows_tile
 
 try:  # scipy's erf is exact and fast; NumPy has none, so fall back to math.erf per element
     from scipy.special import erf as _erf
@@ -102,15 +102,16 @@ def _windows(xpad: np.ndarray, kernel: Any, stride: Any, dilation: Any) -> np.nd
     return view[:, :, ::sh, ::sw, ::dh, ::dw]
 
 
-def _offsets(xpad: np.ndarray, kernel: Any, stride: Any) -> Any:
+def _offsets(xpad: np.ndarray, kernel: Any, stride: Any, dilation: Any = (1, 1)) -> Any:
     """For each kernel offset (i, j), row-major: the (N, C, P, Q) strided view of the element at
-    that offset of every window (stride ``stride``, no dilation)."""
-    (kh, kw), (sh, sw) = kernel, stride
-    p = (xpad.shape[2] - kh) // sh + 1
-    q = (xpad.shape[3] - kw) // sw + 1
+    that offset of every window."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    p = (xpad.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    q = (xpad.shape[3] - dw * (kw - 1) - 1) // sw + 1
     for i in range(kh):
         for j in range(kw):
-            yield xpad[:, :, i : i + sh * (p - 1) + 1 : sh, j : j + sw * (q - 1) + 1 : sw]
+            yield xpad[:, :, i * dh : i * dh + sh * (p - 1) + 1 : sh,
+                       j * dw : j * dw + sw * (q - 1) + 1 : sw]
 
 
 def _scatter_windows(
@@ -218,15 +219,22 @@ class NumpyBackend(Backend):
         return gen.standard_normal(shape, dtype=draw_dtype).astype(dtype, copy=False)
 
     # -- convolution: im2col over a strided view, one matmul per call -----------------------------
-    def conv2d(self, x: Any, w: Any, b: Any, stride: Any, padding: Any, dilation: Any) -> Any:
-        n = x.shape[0]
-        o, c, kh, kw = w.shape
+    def conv2d(
+        self, x: Any, w: Any, b: Any, stride: Any, padding: Any, dilation: Any, groups: int = 1
+    ) -> Any:
+        n, c = x.shape[:2]
+        o, _, kh, kw = w.shape
         win = _windows(_pad2d(x, padding), (kh, kw), stride, dilation)
         p, q = win.shape[2:4]
         # Columns as (C*KH*KW, N*P*Q): this copy reads whole image rows, about 5x faster than
         # the (N*P*Q, C*KH*KW) order. Kept for the weight gradient.
         cols = win.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, n * p * q)
-        out = w.reshape(o, -1) @ cols
+        if groups == 1:
+            out = w.reshape(o, -1) @ cols
+        else:  # one matmul per group: (O/G, C/G*KH*KW) @ (C/G*KH*KW, N*P*Q)
+            w2, og, rows = w.reshape(o, -1), o // groups, cols.shape[0] // groups
+            out = np.concatenate([w2[i * og:(i + 1) * og] @ cols[i * rows:(i + 1) * rows]
+                                  for i in range(groups)])
         if b is not None and np.result_type(out, b) == out.dtype:
             out += b[:, None]  # on whole (O, N*P*Q) rows of the fresh product
         elif b is not None:
@@ -237,18 +245,27 @@ class NumpyBackend(Backend):
 
     def conv2d_grads(
         self, g: Any, w: Any, saved: Any, x_shape: tuple[int, ...], stride: Any, padding: Any,
-        dilation: Any, need: tuple[bool, bool, bool],
+        dilation: Any, groups: int, need: tuple[bool, bool, bool],
     ) -> Any:
-        o, c, kh, kw = w.shape
+        o, _, kh, kw = w.shape
+        n, c, h, wd = x_shape
+        p, q = g.shape[2:]
         g_t = g.transpose(1, 0, 2, 3).reshape(o, -1)  # (O, N*P*Q): one copy, shared by all three
         db = g_t.sum(axis=1) if need[2] else None
-        # (cols @ g_t.T).T, not g_t @ cols.T: about 1.5x faster for the usual shapes (measured)
-        dw = (saved @ g_t.T).T.reshape(w.shape) if need[1] else None
+        # (cols @ g_t.T).T, not g_t @ cols.T: about 1.5x faster for the usual shapes (measured).
+        # Groups: one 2-d matmul each (a stacked matmul of transposed views skips BLAS).
+        og, rows = o // groups, saved.shape[0] // groups
+        dw = None
+        if need[1]:
+            dw = np.concatenate([(saved[i * rows:(i + 1) * rows] @ g_t[i * og:(i + 1) * og].T).T
+                                 for i in range(groups)]) if groups > 1 else (saved @ g_t.T).T
+            dw = dw.reshape(w.shape)
         if not need[0]:
             return None, dw, db
-        n, _, h, wd = x_shape
-        p, q = g.shape[2:]
-        dcols = (w.reshape(o, -1).T @ g_t).reshape(c, kh, kw, n, p, q)
+        w2 = w.reshape(o, -1)
+        dcols = np.concatenate([w2[i * og:(i + 1) * og].T @ g_t[i * og:(i + 1) * og]
+                                for i in range(groups)]) if groups > 1 else w2.T @ g_t
+        dcols = dcols.reshape(c, kh, kw, n, p, q)
         (top, bottom), (left, right) = padding
         # scattered in (C, N, H, W) order, where each offset's slice of dcols is contiguous
         dx = _scatter_windows(lambda i, j: dcols[:, i, j],
@@ -261,9 +278,10 @@ class NumpyBackend(Backend):
     # also keeps, per window, the offset of its first maximum, so that the gradient needs no
     # second pass over the input.
     def max_pool2d(
-        self, x: Any, kernel: Any, stride: Any, padding: Any, need_grad: bool = False
+        self, x: Any, kernel: Any, stride: Any, padding: Any, dilation: Any = (1, 1),
+        need_grad: bool = False,
     ) -> Any:
-        parts = list(_offsets(_pad2d(x, padding, _lowest(x.dtype)), kernel, stride))
+        parts = list(_offsets(_pad2d(x, padding, _lowest(x.dtype)), kernel, stride, dilation))
         out = parts[0].copy()
         for part in parts[1:]:
             np.maximum(out, part, out=out)  # NaN propagates, as in np.max
@@ -281,13 +299,13 @@ class NumpyBackend(Backend):
 
     def max_pool2d_grad(
         self, g: Any, saved: Any, x_shape: tuple[int, ...], kernel: Any, stride: Any,
-        padding: Any,
+        padding: Any, dilation: Any = (1, 1),
     ) -> Any:
         first = saved
         kh, kw = kernel
         (top, bottom), (left, right) = padding
         n, c, h, w = x_shape
-        if pool_windows_tile(kernel, stride, padding):
+        if pool_windows_tile(kernel, stride, padding, dilation):
             # the windows tile the input: write each offset's share straight into the input's
             # layout, viewed as (N, C, P, KH, Q, KW); no zero-fill, no scatter
             p, q = first.shape[2:]
@@ -298,27 +316,36 @@ class NumpyBackend(Backend):
             return _untile(tiles, x_shape)
         return _scatter_windows(lambda i, j: _keep(g, first == i * kw + j),
                                 (n, c, h + top + bottom, w + left + right), g.dtype, kernel,
-                                stride, (1, 1), padding)
+                                stride, dilation, padding)
 
-    def avg_pool2d(self, x: Any, kernel: Any, stride: Any, padding: Any) -> Any:
-        parts = _offsets(_pad2d(x, padding), kernel, stride)
+    def avg_pool2d(
+        self, x: Any, kernel: Any, stride: Any, padding: Any, dilation: Any = (1, 1),
+        divisor: Any = None,
+    ) -> Any:
+        parts = _offsets(_pad2d(x, padding), kernel, stride, dilation)
         out = next(parts).copy()
         for part in parts:
             out += part
-        return out / (kernel[0] * kernel[1])
+        if divisor is None:
+            return out / (kernel[0] * kernel[1])
+        return out / np.asarray(pool_divisor(divisor), out.dtype)
 
     def avg_pool2d_grad(
-        self, g: Any, x_shape: tuple[int, ...], kernel: Any, stride: Any, padding: Any
+        self, g: Any, x_shape: tuple[int, ...], kernel: Any, stride: Any, padding: Any,
+        dilation: Any = (1, 1), divisor: Any = None,
     ) -> Any:
         n, c, h, w = x_shape
         (top, bottom), (left, right) = padding
-        share = g / (kernel[0] * kernel[1])
-        if pool_windows_tile(kernel, stride, padding):
+        if divisor is None:
+            share = g / (kernel[0] * kernel[1])
+        else:
+            share = g / np.asarray(pool_divisor(divisor), g.dtype)
+        if pool_windows_tile(kernel, stride, padding, dilation):
             (kh, kw), (p, q) = kernel, share.shape[2:]
             return _untile(np.broadcast_to(share[:, :, :, None, :, None], (n, c, p, kh, q, kw)),
                            x_shape)
         return _scatter_windows(lambda i, j: share, (n, c, h + top + bottom, w + left + right),
-                                share.dtype, kernel, stride, (1, 1), padding)
+                                share.dtype, kernel, stride, dilation, padding)
 
     def scan(self, body: Any, carry: Any, xs: Any) -> tuple[Any, Any]:
         if isinstance(xs, (tuple, list)):

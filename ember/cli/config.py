@@ -60,7 +60,7 @@ _IMAGES = ("mnist", "mnist-5k", "fashion-mnist")
 #: the data sets a config can name
 DATA_SETS = SYNTHETIC + _IMAGES
 _CONV_TYPES = {"conv2d", "conv", "maxpool2d", "maxpool", "avgpool2d", "avgpool",
-               "globalavgpool2d"}
+               "globalavgpool2d", "adaptiveavgpool2d", "adaptivemaxpool2d"}
 _CALLBACKS = ("early_stopping",)
 
 

@@ -84,8 +84,14 @@ __all__ = [
 
 from ember.nn import functional  # noqa: E402
 from ember.nn.conv import (  # noqa: E402
+    AdaptiveAvgPool2D,
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool2D,
+    AdaptiveMaxPool2d,
     AvgPool2D,
     AvgPool2d,
+    Conv1D,
+    Conv1d,
     Conv2D,
     Conv2d,
     GlobalAvgPool2D,
@@ -114,8 +120,14 @@ from ember.nn.losses import (  # noqa: E402
 
 __all__ += [
     "functional",
+    "Conv1D",
+    "Conv1d",
     "Conv2D",
     "Conv2d",
+    "AdaptiveAvgPool2D",
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool2D",
+    "AdaptiveMaxPool2d",
     "MaxPool2D",
     "MaxPool2d",
     "AvgPool2D",

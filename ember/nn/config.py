@@ -140,35 +140,44 @@ def _dense(f: dict[str, Any], shape: Shape | None, where: str) -> tuple[list[Mod
     return mods, out
 
 
-def _conv2d(f: dict[str, Any], shape: Shape | None, where: str) -> tuple[list[Module], Any]:
-    from ember.nn.conv import Conv2D
-    from ember.ops.conv import conv2d
+def _conv(ndim: int) -> Callable[..., tuple[list[Module], Any]]:
+    def build(f: dict[str, Any], shape: Shape | None, where: str) -> tuple[list[Module], Any]:
+        from ember.nn.conv import Conv1D, Conv2D
+        from ember.ops.conv import conv1d, conv2d
 
-    c_in = f["in_channels"]
-    if c_in is None:
-        c_in = _need(shape, where, "in_channels")[0]
-    layer = Conv2D(c_in, f["filters"], _tuple(f["kernel_size"]), stride=_tuple(f["stride"]),
-                   padding=_tuple(f["padding"]), dilation=_tuple(f["dilation"]), bias=f["bias"],
-                   init=f["init"])
-    k = f["kernel_size"]
-    kernel = tuple(k) if isinstance(k, (list, tuple)) else (k, k)
+        c_in = f["in_channels"]
+        if c_in is None:
+            c_in = _need(shape, where, "in_channels")[0]
+        cls = Conv2D if ndim == 2 else Conv1D
+        layer = cls(c_in, f["filters"], _tuple(f["kernel_size"]), stride=_tuple(f["stride"]),
+                    padding=_tuple(f["padding"]), dilation=_tuple(f["dilation"]),
+                    groups=f["groups"], bias=f["bias"], init=f["init"])
+        op = conv2d if ndim == 2 else conv1d
+        k = layer.kernel_size if ndim == 2 else (layer.kernel_size,)
 
-    def run(x: Any) -> Any:
-        w = zeros((int(f["filters"]), x.shape[1], *kernel))
-        return conv2d(x, w, None, stride=_tuple(f["stride"]), padding=_tuple(f["padding"]),
-                      dilation=_tuple(f["dilation"]))
+        def run(x: Any) -> Any:  # a zero weight: calling the layer would draw its weights now,
+            # keyed by a path it does not have yet
+            w = zeros((layer.out_channels, x.shape[1] // layer.groups, *k))
+            return op(x, w, None, layer.stride, layer.padding, layer.dilation, layer.groups)
 
-    out = _probe(shape, run, where)
-    return [layer, *_activation_modules(f["activation"], where)], out
+        return [layer, *_activation_modules(f["activation"], where)], _probe(shape, run, where)
+
+    return build
 
 
 def _pool(kind: str) -> Callable[..., tuple[list[Module], Any]]:
     def build(f: dict[str, Any], shape: Shape | None, where: str) -> tuple[list[Module], Any]:
         from ember.nn import conv
 
+        if kind.startswith("adaptive"):
+            cls = conv.AdaptiveMaxPool2D if kind == "adaptivemax" else conv.AdaptiveAvgPool2D
+            layer: Module = cls(_tuple(f["output_size"]))
+            return [layer], _probe(shape, layer, where)
+        options = {k: _tuple(v) for k, v in f.items() if k not in ("pool_size", "stride",
+                                                                     "padding")}
         cls = conv.MaxPool2D if kind == "max" else conv.AvgPool2D
         layer = cls(_tuple(f["pool_size"]), stride=_tuple(f["stride"]),
-                    padding=_tuple(f["padding"]))
+                    padding=_tuple(f["padding"]), **options)
         return [layer], _probe(shape, layer, where)
 
     return build
@@ -244,17 +253,19 @@ def _tuple(v: Any) -> Any:
 
 _R = _REQUIRED
 _BN_FIELDS = {"momentum": 0.1, "eps": 1e-5, "num_features": None}
+_CONV_FIELDS = {"filters": _R, "kernel_size": _R, "stride": 1, "padding": 0, "dilation": 1,
+                "groups": 1, "bias": True, "activation": None, "init": None, "in_channels": None}
 
 #: type -> its fields and defaults (``_REQUIRED`` for a field that must be given)
 LAYER_TYPES: dict[str, _Type] = {
     "input": _Type({"shape": _R}, _input),
     "dense": _Type({"units": _R, "activation": None, "bias": True, "dropout": 0.0, "init": None,
                     "in_features": None}, _dense),
-    "conv2d": _Type({"filters": _R, "kernel_size": _R, "stride": 1, "padding": 0, "dilation": 1,
-                     "bias": True, "activation": None, "init": None, "in_channels": None},
-                    _conv2d),
-    "maxpool2d": _Type({"pool_size": _R, "stride": None, "padding": 0}, _pool("max")),
-    "avgpool2d": _Type({"pool_size": _R, "stride": None, "padding": 0}, _pool("avg")),
+    "conv2d": _Type(_CONV_FIELDS, _conv(2)),
+    "maxpool2d": _Type({"pool_size": _R, "stride": None, "padding": 0, "dilation": 1,
+                        "ceil_mode": False}, _pool("max")),
+    "avgpool2d": _Type({"pool_size": _R, "stride": None, "padding": 0, "ceil_mode": False,
+                        "count_include_pad": True}, _pool("avg")),
     "globalavgpool2d": _Type({}, _global_avg),
     "flatten": _Type({"start_axis": 1, "end_axis": -1}, _flatten),
     "dropout": _Type({"rate": _R}, _dropout),
@@ -274,6 +285,9 @@ LAYER_TYPES: dict[str, _Type] = {
     "log_softmax": _Type({"axis": -1}, _named_activation("log_softmax")),
     "gelu": _Type({"approximate": "none"}, _named_activation("gelu")),
     "softplus": _Type({}, _named_activation("softplus")),
+    "conv1d": _Type(_CONV_FIELDS, _conv(1)),
+    "adaptiveavgpool2d": _Type({"output_size": _R}, _pool("adaptiveavg")),
+    "adaptivemaxpool2d": _Type({"output_size": _R}, _pool("adaptivemax")),
 }
 _ALIASES = {"linear": "dense", "conv": "conv2d", "maxpool": "maxpool2d", "avgpool": "avgpool2d"}
 
@@ -416,10 +430,11 @@ def _conv_config(m: Module) -> dict[str, Any] | None:
         from ember.nn import conv
     except ImportError:  # pragma: no cover - the conv layers arrive with their own module
         return None
-    if isinstance(m, conv.Conv2D):
-        out: dict[str, Any] = {"type": "conv2d", "filters": m.out_channels,
+    if isinstance(m, (conv.Conv2D, conv.Conv1D)):
+        out: dict[str, Any] = {"type": "conv2d" if isinstance(m, conv.Conv2D) else "conv1d",
+                               "filters": m.out_channels,
                                "kernel_size": _jsonable(m.kernel_size)}
-        for name, default in (("stride", 1), ("padding", 0), ("dilation", 1)):
+        for name, default in (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1)):
             value = _jsonable(getattr(m, name))
             if value != default:
                 out[name] = value
@@ -436,7 +451,14 @@ def _conv_config(m: Module) -> dict[str, Any] | None:
                 out["stride"] = _jsonable(m.stride)
             if _jsonable(m.padding) != 0:
                 out["padding"] = _jsonable(m.padding)
+            for name, default in m._options:
+                if getattr(m, name) != default:
+                    out[name] = _jsonable(getattr(m, name))
             return out
+    for cls, kind in ((conv.AdaptiveAvgPool2D, "adaptiveavgpool2d"),
+                      (conv.AdaptiveMaxPool2D, "adaptivemaxpool2d")):
+        if isinstance(m, cls):
+            return {"type": kind, "output_size": _jsonable(m.output_size)}
     if isinstance(m, conv.GlobalAvgPool2D):
         return {"type": "globalavgpool2d"}
     return None

@@ -30,15 +30,25 @@ from ember import backend
 from ember import random as _random
 from ember.ops import REGISTRY
 from ember.ops.activation import gelu
-from ember.ops.conv import avg_pool2d, conv2d, max_pool2d
+from ember.ops.conv import (
+    adaptive_avg_pool2d,
+    adaptive_max_pool2d,
+    avg_pool2d,
+    conv1d,
+    conv2d,
+    max_pool2d,
+)
 from ember.ops.dropout import dropout as _dropout
 from ember.ops.loss import SoftmaxCrossEntropy, check_labels, softmax_cross_entropy
 from ember.tensor import Tensor, as_array
 
 __all__ = [
+    "conv1d",
     "conv2d",
     "max_pool2d",
     "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
     "global_avg_pool2d",
     "dropout",
     "relu",
@@ -278,12 +288,25 @@ def _huber(pred: Tensor, target: Any, delta: float, reduction: str, who: str) ->
 
 
 def _bce(pred: Tensor, target: Any, from_logits: bool, epsilon: float, reduction: str,
-         who: str) -> Tensor:
+         who: str, pos_weight: Any = None) -> Tensor:
     _check_reduction(who, reduction)
     t = _target_like(pred, target)
     _same_shape(who, pred, t)
+    if pos_weight is not None and not from_logits:
+        raise ValueError(f"{who}: pos_weight needs from_logits=True (it weighs the fused "
+                         f"loss of logits)")
     if from_logits:
-        loss = binary_cross_entropy_with_logits(pred, t)
+        if pos_weight is not None:
+            pw = _target_like(pred, pos_weight)
+            try:
+                backend.get().xp.broadcast_shapes(tuple(pw.shape), tuple(pred.shape))
+            except ValueError:
+                raise ValueError(f"{who}: pos_weight of shape {tuple(pw.shape)} does not "
+                                 f"broadcast to the predictions' shape {tuple(pred.shape)}; "
+                                 f"give one weight per class on the last axis") from None
+            loss = binary_cross_entropy_with_logits(pred, t, pw)
+        else:
+            loss = binary_cross_entropy_with_logits(pred, t)
     else:
         eps = _clip_eps(who, epsilon)
         p = pred.clip(eps, 1 - eps)
@@ -393,16 +416,25 @@ def huber_loss(pred: Tensor, target: Any, delta: float = 1.0, reduction: str = "
 
 
 def binary_cross_entropy(pred: Tensor, target: Any, from_logits: bool = False,
-                         epsilon: float = 1e-7, reduction: str = "mean") -> Tensor:
+                         epsilon: float = 1e-7, reduction: str = "mean",
+                         pos_weight: Any = None) -> Tensor:
     """Binary cross-entropy of probabilities (clipped to [epsilon, 1 - epsilon]) or logits.
+
+    ``pos_weight`` (logits only, PyTorch's): a weight on the positive term that broadcasts to
+    the predictions, e.g. one per class on the last axis (``negatives / positives`` balances a
+    class).
 
     Example:
         >>> import ember
         >>> import ember.nn.functional as F
         >>> round(F.binary_cross_entropy(ember.tensor([1.0, 0.0]), [1.0, 1.0]).item(), 4)
         8.059
+        >>> round(F.binary_cross_entropy(ember.tensor([0.0]), [1.0], from_logits=True,
+        ...                              pos_weight=[2.0]).item(), 4)
+        1.3863
     """
-    return _bce(pred, target, from_logits, epsilon, reduction, "binary_cross_entropy")
+    return _bce(pred, target, from_logits, epsilon, reduction, "binary_cross_entropy",
+                pos_weight)
 
 
 def categorical_crossentropy(pred: Tensor, target: Any, from_logits: bool = False,

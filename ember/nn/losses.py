@@ -239,7 +239,9 @@ class BinaryCrossentropy(_FromLogits):
     """Binary cross-entropy of probabilities, or of logits with ``from_logits=True``.
 
     Probabilities are clipped to [epsilon, 1 - epsilon] (Keras); logits use the fused
-    ``ember.binary_cross_entropy_with_logits``, exact for any logit.
+    ``ember.binary_cross_entropy_with_logits``, exact for any logit. ``pos_weight`` (logits
+    only, as PyTorch's ``BCEWithLogitsLoss``): a number or a list, one weight per class on the
+    last axis, multiplying the loss of the positive targets.
 
     Example:
         >>> import ember
@@ -247,13 +249,28 @@ class BinaryCrossentropy(_FromLogits):
         >>> loss = nn.BinaryCrossentropy(from_logits=True)
         >>> loss(ember.tensor([1e4, -1e4]), ember.tensor([1.0, 0.0])).item()
         0.0
+        >>> nn.BinaryCrossentropy(from_logits=True, pos_weight=[3.0, 1.0]).config()
+        {'type': 'binary_crossentropy', 'from_logits': True, 'pos_weight': [3.0, 1.0]}
     """
 
     name = "binary_crossentropy"
 
+    def __init__(self, from_logits: bool = False, epsilon: float = 1e-7,
+                 reduction: str = "mean", pos_weight: Any = None) -> None:
+        super().__init__(from_logits, epsilon, reduction)
+        self.pos_weight = pos_weight
+        if pos_weight is not None:
+            if not from_logits:
+                raise ValueError("BinaryCrossentropy: pos_weight needs from_logits=True (it "
+                                 "weighs the fused loss of logits)")
+            weights = pos_weight.tolist() if hasattr(pos_weight, "tolist") else pos_weight
+            self._options["pos_weight"] = (
+                [float(w) for w in weights] if isinstance(weights, (list, tuple))
+                else float(weights))
+
     def forward(self, pred: Tensor, target: Any) -> Tensor:
         return F._bce(pred, target, self.from_logits, self.epsilon, self.reduction,
-                      "BinaryCrossentropy")
+                      "BinaryCrossentropy", self.pos_weight)
 
 
 class CategoricalCrossentropy(_FromLogits):

@@ -128,28 +128,44 @@ def softmax_cross_entropy(logits: Tensor, labels: Any) -> Tensor:
 
 @register("binary_cross_entropy_with_logits", method=False)
 class BinaryCrossEntropyWithLogits(Function):
-    """``-(t * log(sigmoid(x)) + (1 - t) * log(1 - sigmoid(x)))`` elementwise, from logits ``x``.
+    """``-(pos_weight * t * log(sigmoid(x)) + (1 - t) * log(1 - sigmoid(x)))`` elementwise, from
+    logits ``x``; ``pos_weight`` (None: 1) weighs the positive term and broadcasts like the
+    targets, e.g. one weight per class on the last axis (PyTorch's ``pos_weight``).
 
-    Fused: computed as ``max(x, 0) - x * t + log1p(exp(-|x|))``, finite for any logit, where the
-    chain through sigmoid and log gives -inf (and NaN gradients) once sigmoid rounds to 0 or 1.
+    Fused: computed as ``(1 - t) * x + (1 + (pos_weight - 1) * t) * softplus(-x)`` with
+    ``softplus(-x) = max(-x, 0) + log1p(exp(-|x|))``, finite for any logit, where the chain
+    through sigmoid and log gives -inf (and NaN gradients) once sigmoid rounds to 0 or 1.
 
     Example:
         >>> import ember
         >>> x = ember.tensor([1e4, -1e4, 0.0])
         >>> ember.binary_cross_entropy_with_logits(x, ember.tensor([1.0, 1.0, 0.0])).tolist()
         [0.0, 10000.0, 0.6931471824645996]
+        >>> ember.binary_cross_entropy_with_logits(x, ember.tensor([1.0, 1.0, 0.0]),
+        ...                                        pos_weight=ember.tensor(3.0)).tolist()
+        [0.0, 30000.0, 0.6931471824645996]
     """
 
     broadcasts = True
 
-    def forward(ctx, x, t):
+    def forward(ctx, x, t, pos_weight=None):
         xp = _xp()
-        ctx.save_for_backward(x, t)
-        return xp.maximum(x, 0) - x * t + xp.log1p(xp.exp(-xp.abs(x)))
+        ctx.save_for_backward(x, t, pos_weight)
+        if pos_weight is None:
+            return xp.maximum(x, 0) - x * t + xp.log1p(xp.exp(-xp.abs(x)))
+        softplus_neg = xp.maximum(-x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+        return (1 - t) * x + (1 + (pos_weight - 1) * t) * softplus_neg
 
     def backward(ctx, g):
         xp = _xp()
-        x, t = ctx.saved_tensors
+        x, t, pos_weight = ctx.saved_tensors
         e = xp.exp(-xp.abs(x))
         sig = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
-        return g * (sig - t), (-g * x if ctx.needs_input_grad[1] else None)
+        if pos_weight is None:
+            return g * (sig - t), (-g * x if ctx.needs_input_grad[1] else None), None
+        # d/dx: (1 - t) - (1 + (pw - 1) t) sigmoid(-x); d/dt: -x + (pw - 1) softplus(-x)
+        softplus_neg = xp.maximum(-x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+        dx = g * ((1 - t) - (1 + (pos_weight - 1) * t) * (1 - sig))
+        dt = g * (-x + (pos_weight - 1) * softplus_neg) if ctx.needs_input_grad[1] else None
+        dpw = g * t * softplus_neg if ctx.needs_input_grad[2] else None
+        return dx, dt, dpw

@@ -362,6 +362,50 @@ def _pool_ref(xp: Any, x: Any, kernel: Any, stride: Any, pad: Any, kind: str) ->
     return sum(parts[1:], parts[0]) / (kernel[0] * kernel[1])
 
 
+def _grouped_conv_ref(xp: Any, x: Any, w: Any, groups: int, **kw: Any) -> Any:
+    """A grouped convolution as ``groups`` separate ones, concatenated."""
+    c, o = x.shape[1] // groups, w.shape[0] // groups
+    return xp.concatenate([_conv_ref(xp, x[:, i * c:(i + 1) * c], w[i * o:(i + 1) * o], **kw)
+                           for i in range(groups)], axis=1)
+
+
+def _taps(xp: Any, xpad: Any, kernel: Any, stride: Any, dil: Any, out: Any) -> list[Any]:
+    return [xpad[:, :, i * dil[0]: i * dil[0] + stride[0] * (out[0] - 1) + 1: stride[0],
+                 j * dil[1]: j * dil[1] + stride[1] * (out[1] - 1) + 1: stride[1]]
+            for i in range(kernel[0]) for j in range(kernel[1])]
+
+
+def _pool_ref_full(xp: Any, x: Any, kernel: Any, stride: Any, pads: Any, dil: Any, out: Any,
+                   kind: str, count_include_pad: bool = True) -> Any:
+    """Pooling with per-side padding, dilation and an explicit output size (ceil_mode: the
+    extra rows and columns are padding that never counts); the divisor of average pooling is
+    the same pooling over a mask of what counts."""
+    extra = [(lo, hi + max(0, (o - 1) * s + d * (k - 1) + 1 - (n + lo + hi)))
+             for n, (lo, hi), k, s, d, o in zip(x.shape[2:], pads, kernel, stride, dil, out)]
+    fill = -np.inf if kind == "max" else 0.0
+    parts = _taps(xp, _pad_hw(xp, x, extra, fill), kernel, stride, dil, out)
+    if kind == "max":
+        return xp.max(xp.stack(parts), axis=0)
+    mask = np.ones((1, 1, *x.shape[2:])) if not count_include_pad else \
+        np.pad(np.ones((1, 1, *x.shape[2:])), ((0, 0), (0, 0), *pads), constant_values=1.0)
+    extra_mask = [(lo - (lo if count_include_pad else 0), hi2 - (hi if count_include_pad else 0))
+                  for (lo, hi), (_, hi2) in zip(pads, extra)]
+    count = sum(_taps(np, np.pad(mask, ((0, 0), (0, 0), *extra_mask)), kernel, stride, dil, out))
+    return sum(parts[1:], parts[0]) / count
+
+
+def _adaptive_ref(xp: Any, x: Any, size: Any, kind: str) -> Any:
+    """PyTorch's adaptive windows, one slice reduction per output element."""
+    fn = xp.max if kind == "max" else xp.mean
+    rows = []
+    for i in range(size[0]):
+        r0, r1 = (i * x.shape[2]) // size[0], -(-((i + 1) * x.shape[2]) // size[0])
+        rows.append(xp.stack([fn(x[:, :, r0:r1, (j * x.shape[3]) // size[1]:
+                                   -(-((j + 1) * x.shape[3]) // size[1])], axis=(2, 3))
+                              for j in range(size[1])], axis=-1))
+    return xp.stack(rows, axis=-2)
+
+
 def _dropout_ref(xp: Any, x: Any, p: float, seed: int) -> Any:
     bk = ember.backend.get()  # the same draw as ember's, made by the active backend
     keep = bk.to_numpy(bk.uniform(bk.key(seed), tuple(x.shape), x.dtype)) >= p
@@ -397,6 +441,36 @@ ROWS += [
         xp, x, (2, 2), (2, 2), (0, 0), "avg"), [((2, 2, 4, 4),), ((1, 3, 5, 3),)]),
     Row("avg_pool2d", lambda x: ember.avg_pool2d(x, (2, 3), stride=(1, 2), padding=(1, 1)),
         lambda xp, x: _pool_ref(xp, x, (2, 3), (1, 2), (1, 1), "avg"), [((1, 2, 4, 5),)]),
+    Row("conv2d", lambda x, w, b: ember.conv2d(x, w, b, padding=1, groups=2),  # grouped
+        lambda xp, x, w, b: _grouped_conv_ref(xp, x, w, 2, pads=((1, 1), (1, 1)))
+        + b.reshape(1, -1, 1, 1), [((2, 4, 5, 5), (6, 2, 3, 3), (6,))]),
+    Row("conv2d", lambda x, w: ember.conv2d(x, w, stride=(1, 2), dilation=(2, 1), groups=3),
+        lambda xp, x, w: _grouped_conv_ref(xp, x, w, 3, stride=(1, 2), dil=(2, 1)),  # depthwise
+        [((2, 3, 6, 5), (3, 1, 2, 2))]),
+    Row("conv1d", lambda x, w, b: ember.conv1d(x, w, b, stride=2, padding=(1, 2), dilation=2),
+        lambda xp, x, w, b: _conv_ref(xp, x[:, :, None], w[:, :, None], b, (1, 2),
+                                      ((0, 0), (1, 2)), (1, 2))[:, :, 0],
+        [((2, 3, 9), (4, 3, 3), (4,))]),
+    Row("conv1d", lambda x, w: ember.conv1d(x, w, padding="same", groups=2),
+        lambda xp, x, w: _grouped_conv_ref(xp, x[:, :, None], w[:, :, None], 2,
+                                           pads=((0, 0), (1, 2)))[:, :, 0],
+        [((2, 4, 7), (2, 2, 4))]),
+    Row("max_pool2d", lambda x: ember.max_pool2d(x, 3, 2, ((1, 0), (1, 1)), dilation=(1, 2),
+                                                 ceil_mode=True),
+        lambda xp, x: _pool_ref_full(xp, x, (3, 3), (2, 2), ((1, 0), (1, 1)), (1, 2), (4, 3),
+                                     "max"), [((2, 2, 8, 7),)]),
+    Row("avg_pool2d", lambda x: ember.avg_pool2d(x, 3, 2, 1, ceil_mode=True),
+        lambda xp, x: _pool_ref_full(xp, x, (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), (4, 4),
+                                     "avg"), [((2, 2, 6, 6),)]),
+    Row("avg_pool2d", lambda x: ember.avg_pool2d(x, (2, 3), (1, 2), ((1, 0), (0, 1)),
+                                                 ceil_mode=True, count_include_pad=False,
+                                                 dilation=(2, 1)),
+        lambda xp, x: _pool_ref_full(xp, x, (2, 3), (1, 2), ((1, 0), (0, 1)), (2, 1), (4, 3),
+                                     "avg", count_include_pad=False), [((1, 2, 5, 5),)]),
+    Row("adaptive_avg_pool2d", lambda x: ember.adaptive_avg_pool2d(x, (3, 2)),
+        lambda xp, x: _adaptive_ref(xp, x, (3, 2), "avg"), [((2, 2, 7, 5),), ((1, 2, 6, 4),)]),
+    Row("adaptive_max_pool2d", lambda x: ember.adaptive_max_pool2d(x, (3, 2)),
+        lambda xp, x: _adaptive_ref(xp, x, (3, 2), "max"), [((2, 2, 7, 5),), ((1, 2, 6, 4),)]),
     Row("dropout", lambda x: ember.dropout(x, 0.3, ember.backend.get().key(7)),
         lambda xp, x: _dropout_ref(xp, x, 0.3, 7), [((4, 5),), ((2, 3, 4),)]),
     Row("dropout", lambda x: ember.dropout(x.tanh(), 0.75, ember.backend.get().key(1)),
@@ -412,6 +486,11 @@ ROWS += [
     Row("binary_cross_entropy_with_logits",
         lambda a, b: ember.binary_cross_entropy_with_logits(a, b.sigmoid()),
         lambda xp, a, b: xp.logaddexp(0.0, a) - a / (1 + xp.exp(-b)), BINARY, domain="wide"),
+    Row("binary_cross_entropy_with_logits",  # pos_weight, one per class on the last axis
+        lambda a, b, c: ember.binary_cross_entropy_with_logits(a, b.sigmoid(), c.exp()),
+        lambda xp, a, b, c: -(xp.exp(c) / (1 + xp.exp(-b)) * -xp.logaddexp(0.0, -a)
+                              + (1 - 1 / (1 + xp.exp(-b))) * -xp.logaddexp(0.0, a)),
+        [((3, 4), (3, 4), (4,)), ((2, 3), (2, 3), (1, 3))], domain="wide"),
 ]
 
 
