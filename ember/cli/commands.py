@@ -15,11 +15,11 @@ import argparse
 import csv
 import io
 import json
-import re
-import shlex
 import math
 import os
 import platform
+import re
+import shlex
 import signal
 import sys
 import threading

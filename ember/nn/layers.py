@@ -72,7 +72,13 @@ def check_size(owner: str, name: str, value: Any) -> int:
 
 
 def check_positive(owner: str, name: str, value: Any) -> float:
-    """``value`` as a float if it is a finite number > 0, else a ValueError naming the layer."""
+    """``value`` as a float if it is a finite number > 0, else a ValueError naming the layer.
+
+    Example:
+        >>> from ember.nn.layers import check_positive
+        >>> check_positive("LayerNorm", "eps", 1e-5)
+        1e-05
+    """
     if (isinstance(value, numbers.Real) and not isinstance(value, bool)
             and math.isfinite(value) and value > 0):
         return float(value)

@@ -31,8 +31,10 @@ def normalize_axes(axis: Any, ndim: int, op: str) -> tuple[int, ...]:
 
     Example:
         >>> from ember.ops.reduce import normalize_axes
-        >>> normalize_axes(-1, 3, "sum"), normalize_axes(None, 2, "sum"), normalize_axes(0, 0, "sum")
-        ((2,), (0, 1), ())
+        >>> normalize_axes(-1, 3, "sum"), normalize_axes(None, 2, "sum")
+        ((2,), (0, 1))
+        >>> normalize_axes(0, 0, "sum")  # a 0-d tensor: axis 0 and -1 name no axis
+        ()
     """
     if axis is None:
         return tuple(range(ndim))

@@ -49,7 +49,13 @@ def is_number(value: Any) -> bool:
 
 
 def is_finite_positive(value: Any) -> bool:
-    """A finite real number > 0 that is not a bool: what a learning rate must be."""
+    """A finite real number > 0 that is not a bool: what a learning rate must be.
+
+    Example:
+        >>> from ember.optim.optimizer import is_finite_positive
+        >>> is_finite_positive(0.1), is_finite_positive(float("inf")), is_finite_positive(True)
+        (True, False, False)
+    """
     return is_number(value) and math.isfinite(value) and value > 0
 
 
