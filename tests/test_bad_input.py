@@ -96,6 +96,18 @@ def run_copy(tmp: Path) -> Path:
     return Path(shutil.copytree(run_dir(), tmp / "run"))
 
 
+def _first_write_killed_run(tmp: Path) -> Path:
+    """A copy of the shared run whose checkpoint folder holds only a killed first write."""
+    import shutil
+
+    run = run_copy(tmp)
+    shutil.rmtree(run / "checkpoint")
+    (run / "history.csv").unlink(missing_ok=True)
+    (run / "checkpoint").mkdir()
+    (run / "checkpoint" / ".arrays-000001.safetensors.0123456789abcdef.tmp").write_bytes(b"\0")
+    return run
+
+
 def npy(tmp: Path, array: Any, name: str = "x.npy") -> Path:
     np.save(tmp / name, np.asarray(array))
     return tmp / name
@@ -531,6 +543,10 @@ CASES: list[Case] = [
         "train", "--preset", "xor", "--runs-dir", tmp / "a b", "--no-plots", "--epochs", 1,
         "--set", "data.n=32", "--backend", "numpy")), None,
         OK(lambda r: f"ember evaluate '{r[0] / 'a b'}/xor-" in r[1][1]), NUMPY),
+    Case("ember train --resume after a kill in the first write", lambda tmp: cli(
+        "train", "--resume", _first_write_killed_run(tmp), "--no-plots"), None,
+        OK(lambda r: "starting from the beginning" in r[1] and "trained 2 epochs" in r[1]),
+        NUMPY),
     Case("ember info without JAX", lambda _: info_without_jax(), None,
          OK(lambda out: "jax" in out and "not installed" in out), NUMPY),
     Case("damaged checkpoint", lambda tmp: (
