@@ -26,7 +26,6 @@ import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import ember
 from ember import backend
 from ember import random as _random
 from ember.function import no_grad
@@ -34,6 +33,7 @@ from ember.nn import init as _init
 from ember.nn.activations import get_activation
 from ember.nn.containers import Sequential
 from ember.nn.module import Module, Parameter
+from ember.ops.dropout import dropout
 from ember.tensor import Tensor
 
 __all__ = [
@@ -338,7 +338,7 @@ class Dropout(Module):
             return x
         keys = backend.get().split(self.key.data, 2)
         self.key = keys[0]
-        return ember.dropout(x, self.p, keys[1])  # type: ignore[attr-defined, no-any-return]
+        return dropout(x, self.p, keys[1])
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
