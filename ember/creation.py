@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 from ember import backend
@@ -25,13 +26,14 @@ __all__ = [
 ]
 
 
-def _shape(shape: tuple[Any, ...]) -> tuple[int, ...]:
-    """Accept both ``zeros(2, 3)`` and ``zeros((2, 3))``."""
+def _shape(shape: tuple[Any, ...], who: str = "") -> tuple[int, ...]:
+    """Accept both ``zeros(2, 3)`` and ``zeros((2, 3))``; ``who`` names the function in errors."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     for n in shape:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"a shape holds non-negative integers; got {shape}")
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+            raise ValueError(f"{'ember.' + who + ': ' if who else ''}a shape holds non-negative "
+                             f"integers; got {shape}")
     return tuple(int(n) for n in shape)
 
 
@@ -88,7 +90,7 @@ def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor
         >>> ember.zeros(2, 3).shape
         (2, 3)
     """
-    return _fill(_shape(shape), 0, dtype, requires_grad)
+    return _fill(_shape(shape, "zeros"), 0, dtype, requires_grad)
 
 
 def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -99,7 +101,7 @@ def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
         >>> ember.ones(2).tolist()
         [1.0, 1.0]
     """
-    return _fill(_shape(shape), 1, dtype, requires_grad)
+    return _fill(_shape(shape, "ones"), 1, dtype, requires_grad)
 
 
 def full(shape: Any, fill_value: float, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -110,7 +112,7 @@ def full(shape: Any, fill_value: float, dtype: Any = None, requires_grad: bool =
         >>> ember.full((2,), 7.0).tolist()
         [7.0, 7.0]
     """
-    shape = _shape((shape,) if isinstance(shape, int) else tuple(shape))
+    shape = _shape((shape,) if isinstance(shape, int) else tuple(shape), "full")
     return _fill(shape, fill_value, dtype, requires_grad)
 
 
@@ -207,7 +209,7 @@ def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False, key: Any =
     """
     bk = backend.get()
     key = _random.next_key() if key is None else key
-    return _finish(bk.uniform(key, _shape(shape), _dtype(dtype)), requires_grad)
+    return _finish(bk.uniform(key, _shape(shape, "rand"), _dtype(dtype)), requires_grad)
 
 
 def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False, key: Any = None) -> Tensor:
@@ -220,5 +222,5 @@ def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False, key: Any 
     """
     bk = backend.get()
     key = _random.next_key() if key is None else key
-    return _finish(bk.normal(key, _shape(shape), _dtype(dtype)), requires_grad)
+    return _finish(bk.normal(key, _shape(shape, "randn"), _dtype(dtype)), requires_grad)
 

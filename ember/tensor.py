@@ -44,7 +44,12 @@ def as_array(data: Any, dtype: Any = None) -> Any:
     if hasattr(data, "dtype") and hasattr(data, "shape"):  # another library's array
         host = np.asarray(data)
     else:
-        host = np.asarray(data)
+        try:
+            host = np.asarray(data)
+        except ValueError as e:  # ragged nested lists
+            raise ValueError(f"cannot make a tensor from this {type(data).__name__}: nested "
+                             f"lists must be rectangular (every row of the same length); "
+                             f"NumPy says: {e}") from None
         if host.dtype.kind == "f":
             host = host.astype(backend.default_float)
         elif host.dtype.kind in "iu":

@@ -61,6 +61,12 @@ def as_dtype(dtype: Any) -> np.dtype:
         >>> ember.as_dtype("float64"), ember.as_dtype(ember.int32)
         (dtype('float64'), dtype('int32'))
     """
+    if str(getattr(dtype, "name", dtype)) == "bfloat16" or getattr(dtype, "__name__", "") == (
+            "bfloat16"):
+        raise TypeError("bfloat16 is not supported: NumPy has no bfloat16 arithmetic of its own "
+                        "(with ml_dtypes a matmul of two bfloat16 arrays returns float32), and "
+                        "ember computes the same way on both backends; use float16 (optimizers "
+                        "keep float32 master weights for it) or float32")
     try:
         out = np.dtype(dtype)
     except TypeError as e:

@@ -302,6 +302,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_backend(chosen: str | None) -> None:
+    """The backend from ``--backend`` or ``EMBER_BACKEND`` can be used, or one error line."""
+    from ember import backend
+
+    try:
+        if chosen is not None:
+            backend.set_backend(chosen)
+        else:
+            backend.get()
+    except (ImportError, ValueError) as e:
+        env = os.environ.get("EMBER_BACKEND")
+        where = f"--backend {chosen}" if chosen else f"EMBER_BACKEND={env}"
+        raise CliError(f"{where}: {e} (`ember info` shows what is installed)") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ember`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status.
 
@@ -319,6 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     run = commands.COMMANDS[args.command]
     try:
+        if args.command != "info":  # `ember info` reports a broken EMBER_BACKEND itself
+            _check_backend(getattr(args, "backend", None))
         return run(args)
     except CliError as e:
         sys.stdout.flush()

@@ -18,6 +18,8 @@ import json
 import math
 import os
 import platform
+import re
+import shlex
 import signal
 import sys
 import threading
@@ -67,9 +69,32 @@ def run_folder_name(name: str, stamp: str | None = None) -> str:
     return f"{name}-{stamp or datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
+def default_run_name(stem: str) -> str:
+    """A run name from a config file's name: runs of other characters than ASCII letters,
+    digits, '.', '_' and '-' become one '-' (the name names a folder and goes into commands).
+
+    Example:
+        >>> default_run_name("mon modèle (2)")
+        'mon-mod-le-2'
+    """
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.")
+    return name or "run"
+
+
+def _quoted(path: Any) -> str:
+    """A path as the shell reads it back (spaces, quotes, non-ASCII)."""
+    return shlex.quote(str(path))
+
+
 def _new_run_dir(runs_dir: str, name: str) -> Path:
     base = Path(runs_dir)
-    base.mkdir(parents=True, exist_ok=True)
+    if base.exists() and not base.is_dir():
+        raise CliError(f"--runs-dir: {runs_dir} is a file, not a folder; give a folder (it is "
+                       f"created if missing)")
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CliError(f"--runs-dir: cannot create the folder {runs_dir}: {e.strerror}") from None
     stem = run_folder_name(name)
     for i in range(1, 1000):
         folder = base / (stem if i == 1 else f"{stem}-{i}")
@@ -238,7 +263,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.preset:
             raise CliError("give a CONFIG file or --preset, not both")
         raw, src = read_config_file(args.config)
-        default_name = Path(args.config).stem
+        default_name = default_run_name(Path(args.config).stem)
     else:
         if args.config and args.preset:
             raise CliError("give a CONFIG file or --preset, not both")
@@ -265,7 +290,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         try:
             done = int(read_checkpoint(ckpt)[1]["epoch"]) if has_checkpoint(ckpt) else 0
         except (CheckpointError, KeyError, ValueError) as e:
-            raise CliError(f"{ckpt}: {e}", code=1) from None
+            raise CliError(f"{ckpt}: {e}") from None
         if done >= cfg["epochs"]:
             raise CliError(f"{'--epochs' if args.epochs else run_dir}: the run has trained "
                            f"{done} epochs already; to continue, give --epochs with more "
@@ -300,7 +325,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         sys.stdout.flush()
         print(f"\ninterrupted at epoch {files.epoch + 1}; resume with: ember train --resume "
-              f"{run_dir}", file=sys.stderr)
+              f"{_quoted(run_dir)}", file=sys.stderr)
         return 130
     seconds = time.perf_counter() - start
     _atomic_write(run_dir / "history.csv", _history_csv(history))
@@ -311,9 +336,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     _atomic_write(run_dir / "results.json", json.dumps(results, indent=2) + "\n")
     if not args.no_plots:
         _plots(run_dir, history, model, data, cfg)
-    print(f"\nrun folder: {run_dir}\nnext:\n  ember evaluate {run_dir}\n"
-          f"  ember predict {run_dir} INPUTS.npy\n  ember summary {run_dir}\n"
-          f"  ember train --resume {run_dir} --epochs {cfg['epochs'] * 2}")
+    q = _quoted(run_dir)
+    print(f"\nrun folder: {run_dir}\nnext:\n  ember evaluate {q}\n"
+          f"  ember predict {q} INPUTS.npy\n  ember summary {q}\n"
+          f"  ember train --resume {q} --epochs {cfg['epochs'] * 2}")
     return 0
 
 
@@ -349,7 +375,7 @@ def _load_run(run_dir: str, backend: str | None) -> tuple[dict[str, Any], Source
         arrays, _ = read_checkpoint(ckpt)
         model.load_state_dict(arrays["model"])
     except (CheckpointError, KeyError, ValueError) as e:
-        raise CliError(f"{ckpt}: {e}", code=1) from None
+        raise CliError(f"{ckpt}: {e}") from None
     return cfg, src, model, build_trainer(cfg, model, src)
 
 
@@ -416,10 +442,30 @@ def _loss_kind(cfg: dict[str, Any]) -> str:
     return "regression"
 
 
+def _check_inputs(x: np.ndarray, path: str) -> None:
+    """Inputs to predict on: numbers, at least one sample, no NaN (a NaN input gives NaN)."""
+    if x.dtype.kind not in "fiub":
+        raise CliError(f"{path}: holds {x.dtype} values; the inputs must be numbers")
+    if x.ndim == 0 or len(x) == 0 or x.size == 0:
+        raise CliError(f"{path}: holds no samples (shape {x.shape}); save at least one input")
+    if x.dtype.kind == "f":
+        bad = np.argwhere(~np.isfinite(x))
+        if bad.size:
+            idx = tuple(int(i) for i in bad[0])
+            what = "NaN" if np.isnan(x[idx]) else "an infinite value"
+            count = f" (all {x.size} values)" if len(bad) == x.size else ""
+            raise CliError(f"{path}: holds {what} at index {idx}{count}; NaN or infinite inputs "
+                           f"give NaN predictions (NaN, inf: replace or drop those samples)")
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     """``ember predict RUN_DIR INPUT.npy [-o OUT.npy] [--probabilities | --outputs]``."""
     cfg, src, model, trainer = _load_run(args.run_dir, args.backend)
     x0, _ = _read_arrays(args.input, "save the inputs as x")
+    _check_inputs(x0, args.input)
+    if args.output and not Path(args.output).parent.is_dir():
+        raise CliError(f"-o: the folder {str(Path(args.output).parent)!r} does not exist; create "
+                       f"it first or write elsewhere")
     x = fit_inputs(x0, cfg["input_shape"], args.input, Source(args.input, src.base), "input")
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float32)
@@ -498,7 +544,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for name in ("jax", "jaxlib", "optax", "matplotlib", "safetensors", "tqdm"):
         print(f"{name} {_version(name)}")
     env = os.environ.get("EMBER_BACKEND")
-    print(f"backend: {ember.get_backend()} ("
+    try:
+        active = ember.get_backend()
+    except (ImportError, ValueError) as e:  # what `ember info` is for: say so, do not crash
+        active = f"none: {e}"
+    print(f"backend: {active} ("
           + (f"EMBER_BACKEND={env}" if env else "default; set EMBER_BACKEND=jax for JAX") + ")")
     print(f"backends available: {', '.join(backend.available())}")
     from ember.backend import numpy_backend

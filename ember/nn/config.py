@@ -42,6 +42,7 @@ from ember.nn.layers import (
     Input,
     LayerNorm,
     Linear,
+    check_size,
 )
 from ember.nn.module import Module
 
@@ -124,7 +125,20 @@ def _shape_fits(want: tuple[int | None, ...], got: Shape) -> bool:
     return len(want) == len(got) and all(w is None or w == g for w, g in zip(want, got))
 
 
+def _sizes(f: dict[str, Any], where: str, kind: str, *names: str) -> None:
+    """The sizes of an entry are positive integers (not 3.7, not true), named in the error."""
+    for name in names:
+        value = f[name]
+        if value is not None:
+            try:
+                check_size("", name, value)
+            except ValueError:
+                raise ConfigError(f"{where} ({kind!r}): {name} must be a positive integer, got "
+                                  f"{value!r}") from None
+
+
 def _dense(f: dict[str, Any], shape: Shape | None, where: str) -> tuple[list[Module], Any]:
+    _sizes(f, where, "dense", "units", "in_features")
     n_in = f["in_features"]
     if n_in is None:
         n_in = _need(shape, where, "in_features")[-1]

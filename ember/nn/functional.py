@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np  # host-side checks of targets and predictions only
+
 from ember import backend
 from ember import random as _random
 from ember.ops import REGISTRY
@@ -253,6 +255,37 @@ def _onehot(labels: Tensor, n: int, dtype: Any) -> Any:
     return (labels.data[..., None] == xp.arange(n)).astype(dtype)
 
 
+def _first_outside(values: Any, low: float, high: float) -> tuple[Any, tuple[int, ...]] | None:
+    """The first value outside [low, high] (NaN included) and its index, or None; None also for
+    traced arrays (inside ``ember.jit``), whose values are unknown while compiling."""
+    data = values.data if isinstance(values, Tensor) else values
+    if backend.is_traced(data):
+        return None
+    host = np.asarray(backend.get().to_numpy(data))
+    slack = 1e-4 if host.dtype.kind == "f" else 0  # rounding (and gradcheck's nudges) at the ends
+    bad = np.argwhere(~((host >= low - slack) & (host <= high + slack)))
+    if not bad.size:
+        return None
+    idx = tuple(int(i) for i in bad[0])
+    return host[idx].item(), idx
+
+
+def _check_probabilities(who: str, pred: Tensor, target: Tensor | None, from_logits: bool) -> None:
+    """Targets in [0, 1]; without ``from_logits``, predictions in [0, 1] too: logits fed to a
+    probability loss are clipped, give zero gradients and nothing learns."""
+    if target is not None:
+        found = _first_outside(target, 0.0, 1.0)
+        if found is not None:
+            raise ValueError(f"{who}: targets must be in [0, 1] (probabilities or 0/1 labels), "
+                             f"got {found[0]!r} at index {found[1]}")
+    if not from_logits:
+        found = _first_outside(pred, 0.0, 1.0)
+        if found is not None:
+            raise ValueError(f"{who}: predictions must be probabilities in [0, 1], got "
+                             f"{found[0]!r} at index {found[1]}; if the model outputs logits "
+                             f"(no sigmoid/softmax at the end), pass from_logits=True")
+
+
 def _clip_eps(who: str, epsilon: float) -> float:
     if not 0 <= epsilon < 0.5:
         raise ValueError(f"{who}: epsilon must be in [0, 0.5), got {epsilon!r}")
@@ -295,6 +328,7 @@ def _bce(pred: Tensor, target: Any, from_logits: bool, epsilon: float, reduction
     if pos_weight is not None and not from_logits:
         raise ValueError(f"{who}: pos_weight needs from_logits=True (it weighs the fused "
                          f"loss of logits)")
+    _check_probabilities(who, pred, t, from_logits)
     if from_logits:
         if pos_weight is not None:
             pw = _target_like(pred, pos_weight)
@@ -320,6 +354,7 @@ def _cce(pred: Tensor, target: Any, from_logits: bool, epsilon: float, reduction
     _class_axis(who, pred)
     t = _target_like(pred, target)
     _same_shape(who, pred, t)
+    _check_probabilities(who, pred, t, from_logits)
     if from_logits:
         loss = SoftmaxCrossEntropy.apply(pred, t)
     else:
@@ -334,6 +369,7 @@ def _sparse(pred: Tensor, labels: Any, from_logits: bool, epsilon: float, reduct
             label_smoothing: float = 0.0) -> Tensor:
     _check_reduction(who, reduction)
     lab = _labels(who, pred, labels, ignore_index)
+    _check_probabilities(who, pred, None, from_logits)
     log_probs = None
     if not from_logits:
         eps = _clip_eps(who, epsilon)
@@ -346,11 +382,11 @@ def _softmax_ce(logits: Tensor, labels: Any, reduction: str, who: str, weight: A
     _check_reduction(who, reduction)
     n = _class_axis(who, logits)
     lab = _tensor(labels)
-    if lab.dtype.kind == "f" and tuple(lab.shape) == tuple(logits.shape):
+    if tuple(lab.shape) == tuple(logits.shape) and logits.ndim:  # one-hot / probabilities
         if ignore_index is not None:
             raise ValueError(f"{who}: ignore_index needs integer class labels, got probability "
                              f"targets of shape {tuple(lab.shape)}")
-        t = _target_like(logits, lab)
+        t = _one_hot_targets(who, logits, lab)
         e = _smoothing(who, label_smoothing)
         t = t * (1 - e) + e / n if e else t
         w = _class_weight(who, weight, n, logits.dtype)
@@ -365,6 +401,20 @@ def _nll(log_probs: Tensor, labels: Any, reduction: str, who: str, weight: Any =
     _check_reduction(who, reduction)
     lab = _labels(who, log_probs, labels, ignore_index)
     return _class_nll(log_probs, lab, reduction, who, weight, ignore_index, 0.0, log_probs)
+
+
+def _one_hot_targets(who: str, logits: Tensor, targets: Tensor) -> Tensor:
+    """Targets of the logits' shape as floats: integer and boolean one-hot rows are accepted
+    (a 0/1 check names the first other value)."""
+    if targets.dtype.kind in "iub":
+        found = _first_outside(targets, 0, 1)
+        if found is not None:
+            raise ValueError(f"{who}: integer targets of the logits' shape {tuple(logits.shape)} "
+                             f"are read as one-hot rows, which hold only 0 and 1; got "
+                             f"{found[0]!r} at index {found[1]} (class indices have shape "
+                             f"{tuple(logits.shape[:-1])})")
+        targets = Tensor._make(targets.data.astype(logits.dtype), False, None)
+    return _target_like(logits, targets)
 
 
 def _kl(pred: Tensor, target: Any, epsilon: float, reduction: str, who: str) -> Tensor:

@@ -21,6 +21,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -53,6 +55,34 @@ __all__ = [
 
 def _tensor(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def check_size(owner: str, name: str, value: Any) -> int:
+    """``value`` as an int if it is a positive integer (a bool is not), else a ValueError that
+    names the layer and the argument: the one rule for every layer size.
+
+    Example:
+        >>> from ember.nn.layers import check_size
+        >>> check_size("Linear", "in_features", 3)
+        3
+    """
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0:
+        return int(value)
+    raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
+
+
+def check_positive(owner: str, name: str, value: Any) -> float:
+    """``value`` as a float if it is a finite number > 0, else a ValueError naming the layer.
+
+    Example:
+        >>> from ember.nn.layers import check_positive
+        >>> check_positive("LayerNorm", "eps", 1e-5)
+        1e-05
+    """
+    if (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0):
+        return float(value)
+    raise ValueError(f"{owner}: {name} must be a finite number > 0, got {value!r}")
 
 
 def _shape_str(shape: Sequence[Any]) -> str:
@@ -112,8 +142,8 @@ class Linear(Module):
                  activation: Any = None, init: Any = None, bias_init: Any = None,
                  trainable: bool = True, dtype: Any = None) -> None:
         super().__init__()
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
+        self.in_features = check_size("Linear", "in_features", in_features)
+        self.out_features = check_size("Linear", "out_features", out_features)
         self.init_name = init if isinstance(init, str) else None
         self.weight = Parameter(shape=(self.out_features, self.in_features),
                                 init=_init.default_ if init is None else init,
@@ -183,7 +213,7 @@ class MLP(Sequential):
                  activation: Any = "relu", final_activation: Any = None, dropout: float = 0.0,
                  bias: bool = True, init: Any = None, trainable: bool = True,
                  dtype: Any = None) -> None:
-        sizes = [int(in_features), *(int(h) for h in hidden_sizes)]
+        sizes = [in_features, *hidden_sizes]
         layers: list[Module] = []
         for a, b in zip(sizes[:-1], sizes[1:]):
             layers.append(Linear(a, b, bias=bias, init=init, trainable=trainable, dtype=dtype))
@@ -298,7 +328,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not 0.0 <= float(p) < 1.0:
+        if not (isinstance(p, numbers.Real) and 0.0 <= p < 1.0):
             raise ValueError(f"Dropout: p is the probability of dropping an element and must be "
                              f"in [0, 1); got {p}")
         self.p = float(p)
@@ -326,8 +356,12 @@ class _BatchNorm(Module):
                  affine: bool = True, track_running_stats: bool = True, trainable: bool = True,
                  dtype: Any = None) -> None:
         super().__init__()
-        self.num_features = int(num_features)
-        self.eps = float(eps)
+        who = type(self).__name__
+        self.num_features = check_size(who, "num_features", num_features)
+        self.eps = check_positive(who, "eps", eps)
+        if momentum is not None and not (isinstance(momentum, numbers.Real)
+                                         and 0 <= momentum <= 1):
+            raise ValueError(f"{who}: momentum must be in [0, 1] or None, got {momentum!r}")
         self.momentum = None if momentum is None else float(momentum)
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
@@ -446,10 +480,14 @@ class LayerNorm(Module):
                  elementwise_affine: bool = True, trainable: bool = True,
                  dtype: Any = None) -> None:
         super().__init__()
-        if isinstance(normalized_shape, int):
-            normalized_shape = (normalized_shape,)
-        self.normalized_shape = tuple(int(n) for n in normalized_shape)
-        self.eps = float(eps)
+        shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Number) else (
+            tuple(normalized_shape))
+        if not shape or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool)
+                                and n > 0 for n in shape):
+            raise ValueError(f"LayerNorm: normalized_shape must be positive integers, got "
+                             f"{normalized_shape!r}")
+        self.normalized_shape = tuple(int(n) for n in shape)
+        self.eps = check_positive("LayerNorm", "eps", eps)
         self.elementwise_affine = bool(elementwise_affine)
         dt = backend.default_float if dtype is None else backend.as_dtype(dtype)
         xp = backend.get().xp

@@ -73,6 +73,10 @@ class Loss:
             self._options["reduction"] = reduction
 
     def __call__(self, pred: Tensor, target: Any) -> Tensor:
+        if target is None and type(self).forward.__module__ == __name__:  # built-in: supervised
+            raise ValueError(f"{type(self).__name__}: the target is None; this loss compares "
+                             f"predictions with targets: pass them (fit(x, y), evaluate(x, y), "
+                             f"or a data set that yields (x, y) pairs)")
         return self.forward(pred, target)
 
     def forward(self, pred: Tensor, target: Any) -> Tensor:

@@ -14,6 +14,7 @@ from ember import backend
 from ember.function import Function
 from ember.ops import register
 from ember.ops.elementwise import Erf
+from ember.ops.reduce import normalize_axes, normalize_axis
 from ember.tensor import Tensor
 
 
@@ -152,6 +153,12 @@ def _max_keep(x: Any, axis: Any) -> Any:
     return xp.where(xp.isfinite(m), m, 0)
 
 
+def _one_axis(x: Any, axis: Any, op: str) -> Any:
+    """``axis`` checked by the one axis rule; a 0-d tensor normalises over no axis at all."""
+    a = normalize_axis(axis, x.ndim, op)
+    return () if a is None else a
+
+
 @register("softmax")
 class Softmax(Function):
     """``exp(x) / sum(exp(x))`` along ``axis``, shifted by the maximum first.
@@ -164,6 +171,7 @@ class Softmax(Function):
 
     def forward(ctx, x, axis=-1):
         xp = _xp()
+        axis = _one_axis(x, axis, "softmax")
         e = xp.exp(x - _max_keep(x, axis))
         out = e / xp.sum(e, axis=axis, keepdims=True)
         ctx.save_for_backward(out)
@@ -189,6 +197,7 @@ class LogSoftmax(Function):
 
     def forward(ctx, x, axis=-1):
         xp = _xp()
+        axis = _one_axis(x, axis, "log_softmax")
         shifted = x - _max_keep(x, axis)
         out = shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
         ctx.save_for_backward(out)
@@ -215,6 +224,7 @@ class LogSumExp(Function):
 
     def forward(ctx, x, axis=None, keepdims=False):
         xp = _xp()
+        axis = None if axis is None else normalize_axes(axis, x.ndim, "logsumexp")
         m = _max_keep(x, axis)
         e = xp.exp(x - m)
         total = xp.sum(e, axis=axis, keepdims=True)

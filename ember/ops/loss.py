@@ -114,6 +114,9 @@ def softmax_cross_entropy(logits: Tensor, labels: Any) -> Tensor:
     lshape = tuple(labels.shape)
     if len(shape) == 0:
         raise ValueError(f"{who}: logits must have a class axis, got a 0-d tensor")
+    if lshape == shape and labels.dtype.kind in "iub":  # integer / boolean one-hot rows
+        check_labels(who, labels.data, 2, lshape, shape)
+        labels = Tensor._make(labels.data.astype(logits.dtype), False, None)
     if labels.dtype.kind == "f" and lshape == shape:
         return SoftmaxCrossEntropy.apply(logits, labels)
     if lshape != shape[:-1]:

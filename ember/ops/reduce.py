@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 from ember import backend
@@ -18,22 +19,72 @@ def _xp() -> Any:
     return backend.get().xp
 
 
-def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
-    """``axis`` as a tuple of non-negative ints (all axes for None)."""
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def normalize_axes(axis: Any, ndim: int, op: str) -> tuple[int, ...]:
+    """``axis`` (an int, a tuple of ints or None for all axes) as a tuple of non-negative ints.
+
+    The one axis rule of every op with an axis, as PyTorch: an axis in [-ndim, ndim), and a 0-d
+    tensor accepts axis 0 and -1 and treats them as no axis at all. ``op`` names the op in errors.
+
+    Example:
+        >>> from ember.ops.reduce import normalize_axes
+        >>> normalize_axes(-1, 3, "sum"), normalize_axes(None, 2, "sum")
+        ((2,), (0, 1))
+        >>> normalize_axes(0, 0, "sum")  # a 0-d tensor: axis 0 and -1 name no axis
+        ()
+    """
     if axis is None:
         return tuple(range(ndim))
-    items = axis if isinstance(axis, (tuple, list)) else (axis,)
-    out = []
+    items = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    if not all(_is_int(a) for a in items):
+        raise TypeError(f"ember.{op}: axis must be an int, a tuple of ints or None, got {axis!r}")
+    out: list[int] = []
     for a in items:
-        if not -ndim <= a < max(ndim, 1):
-            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
-        out.append(a % ndim if ndim else 0)
+        a = int(a)
+        if not -max(ndim, 1) <= a < max(ndim, 1):
+            what = "a 0-d tensor (only 0 and -1 are" if ndim == 0 else (
+                f"a tensor of {ndim} dimensions (valid axes are")
+            end = " allowed)" if ndim == 0 else f" {-ndim} to {ndim - 1})"
+            raise ValueError(f"ember.{op}: axis {a} is out of range for {what}{end}")
+        if ndim and a % ndim in out:
+            raise ValueError(f"ember.{op}: axis {a} is repeated in {axis!r}")
+        if ndim:
+            out.append(a % ndim)
     return tuple(out)
+
+
+def normalize_axis(axis: Any, ndim: int, op: str, allow_none: bool = False) -> int | None:
+    """One ``axis`` (an int; None too with ``allow_none``) as a non-negative int, by the rule of
+    :func:`normalize_axes`; a 0-d tensor gives None (no axis).
+
+    Example:
+        >>> from ember.ops.reduce import normalize_axis
+        >>> normalize_axis(-1, 2, "softmax"), normalize_axis(0, 0, "softmax")
+        (1, None)
+    """
+    if axis is None and allow_none:
+        return None
+    if not _is_int(axis):
+        need = "an int or None" if allow_none else "an int"
+        raise TypeError(f"ember.{op}: axis must be {need}, got {axis!r}")
+    axes = normalize_axes(axis, ndim, op)
+    return axes[0] if axes else None
+
+
+def _check_not_empty(op: str, shape: tuple[int, ...], axes: tuple[int, ...]) -> None:
+    """max, min, argmax and argmin have no value over zero elements (no identity element)."""
+    if any(shape[a] == 0 for a in axes) or (not axes and 0 in shape):
+        raise ValueError(f"ember.{op}: cannot reduce an empty tensor (shape {tuple(shape)}) "
+                         f"over axis {axes if len(axes) != 1 else axes[0]}: {op} of zero elements "
+                         f"has no value; check the tensor's size first")
 
 
 class _Reduction(Function):
     def _setup(ctx, x, axis, keepdims):
-        ctx.axes = _axes(axis, x.ndim)
+        ctx.axes = normalize_axes(axis, x.ndim, ctx.op_name)
         ctx.keepdims = keepdims
         ctx.shape = x.shape
         return ctx.axes if axis is not None else None
@@ -89,6 +140,7 @@ class _Extremum(_Reduction):
 
     def _reduce(ctx, x, axis, keepdims, fn):
         axes = ctx._setup(x, axis, keepdims)
+        _check_not_empty(ctx.op_name, x.shape, ctx.axes)
         out = fn(x, axis=axes, keepdims=True)
         ctx.save_for_backward(x == out)
         return out if keepdims else _xp().squeeze(out, axis=axes)
@@ -139,7 +191,17 @@ def var(x: Tensor, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> T
         >>> ember.tensor([1.0, 2.0, 3.0, 4.0]).var().item()
         1.25
     """
-    n = math.prod(x.shape[a] for a in _axes(axis, x.ndim))
+    return _var(x, axis, keepdims, ddof, "var")
+
+
+def _var(x: Tensor, axis: Any, keepdims: bool, ddof: Any, op: str) -> Tensor:
+    n = math.prod(x.shape[a] for a in normalize_axes(axis, x.ndim, op))
+    if not _is_int(ddof) or ddof < 0:
+        raise ValueError(f"ember.{op}: ddof must be a non-negative int, got {ddof!r}")
+    if ddof >= n:
+        raise ValueError(f"ember.{op}: ddof={ddof} leaves no degrees of freedom: {n} element(s) "
+                         f"per reduction, divided by n - ddof = {n - ddof}; ddof must be less "
+                         f"than {n}")
     centered = x - x.mean(axis=axis, keepdims=True)  # type: ignore[attr-defined]
     return (centered * centered).sum(axis=axis, keepdims=keepdims) / (n - ddof)  # type: ignore
 
@@ -153,12 +215,16 @@ def std(x: Tensor, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> T
         >>> ember.tensor([1.0, 3.0]).std().item()
         1.0
     """
-    return var(x, axis=axis, keepdims=keepdims, ddof=ddof).sqrt()  # type: ignore[attr-defined]
+    return _var(x, axis, keepdims, ddof, "std").sqrt()  # type: ignore[attr-defined]
 
 
-def _arg(x: Any, axis: Any, keepdims: bool, fn: Any) -> Tensor:
+def _arg(x: Any, axis: Any, keepdims: bool, fn: Any, op: str) -> Tensor:
     data = x.data if isinstance(x, Tensor) else backend.get().asarray(x)
-    return Tensor._make(fn(data, axis=axis, keepdims=keepdims), False, None)
+    a = normalize_axis(axis, data.ndim, op, allow_none=True)
+    _check_not_empty(op, data.shape, tuple(range(data.ndim)) if a is None else (a,))
+    if data.ndim == 0:  # the 0-d rule: the one element is at index 0
+        return Tensor._make(_xp().zeros((), dtype=backend.default_int), False, None)
+    return Tensor._make(fn(data, axis=a, keepdims=keepdims), False, None)
 
 
 @register("argmax", differentiable=False)
@@ -170,7 +236,7 @@ def argmax(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor
         >>> ember.tensor([[1.0, 5.0], [4.0, 3.0]]).argmax(axis=1).tolist()
         [1, 0]
     """
-    return _arg(x, axis, keepdims, _xp().argmax)
+    return _arg(x, axis, keepdims, _xp().argmax, "argmax")
 
 
 @register("argmin", differentiable=False)
@@ -182,4 +248,4 @@ def argmin(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor
         >>> ember.tensor([[1.0, 5.0], [4.0, 3.0]]).argmin(axis=1).tolist()
         [0, 1]
     """
-    return _arg(x, axis, keepdims, _xp().argmin)
+    return _arg(x, axis, keepdims, _xp().argmin, "argmin")

@@ -6,9 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np  # host-side bounds checks only: NumPy's index rules, never math
+
 from ember import backend
 from ember.function import Function
 from ember.ops import register
+from ember.ops.reduce import normalize_axes
 from ember.tensor import Tensor
 
 
@@ -84,6 +87,9 @@ def squeeze(x: Tensor, axis: int | tuple[int, ...] | None = None) -> Tensor:
     """
     if axis is None:
         return Reshape.apply(x, tuple(n for n in x.shape if n != 1))
+    if x.ndim == 0:  # the 0-d rule of every op with an axis: axis 0 and -1 name no axis
+        normalize_axes(axis, 0, "squeeze")
+        return Reshape.apply(x, ())
     axes = {_axis(a, x.ndim, "squeeze") for a in (axis if isinstance(axis, tuple) else (axis,))}
     for a in sorted(axes):
         if x.shape[a] != 1:
@@ -219,6 +225,12 @@ def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """
     if not tensors:
         raise ValueError("ember.concatenate: needs at least one tensor")
+    ndim = getattr(tensors[0], "ndim", None)
+    if ndim == 0:
+        raise ValueError("ember.concatenate: 0-d tensors cannot be concatenated (they have no "
+                         "axis); use ember.stack to join them along a new axis")
+    if ndim is not None:
+        axis = _axis(axis, ndim, "concatenate")
     return Concatenate.apply(*tensors, axis=axis)
 
 
@@ -325,6 +337,25 @@ def _index_arrays(index: Any) -> Any:
     return index
 
 
+def _numpy_bounds_check(shape: tuple[int, ...], index: Any) -> None:
+    """Raise NumPy's IndexError where NumPy would, for an index that holds no traced array.
+
+    Inside ``ember.jit`` an index array is traced and its values are unknown: JAX then clamps an
+    out-of-range index to the nearest valid one (``t[5]`` of 3 elements is ``t[2]``); pass
+    concrete indices, or check them before the compiled step, where this matters.
+    """
+    items = index if isinstance(index, tuple) else (index,)
+    if any(backend.is_traced(i) for i in items):
+        return
+    bk = backend.get()
+    host = tuple(np.asarray(bk.to_numpy(i)) if bk.owns(i) else i for i in items)
+    try:
+        np.broadcast_to(np.empty((), dtype=bool), shape)[host if isinstance(index, tuple)
+                                                         else host[0]]
+    except (TypeError, ValueError) as e:  # a float, a string…: an IndexError as NumPy's own
+        raise IndexError(str(e)) from None
+
+
 @register("getitem", method=False, dunders=("__getitem__",))
 class GetItem(Function):
     """``x[index]`` with ints, slices, None, Ellipsis, integer arrays and boolean masks; the
@@ -343,6 +374,8 @@ class GetItem(Function):
         ctx.index = index
         ctx.shape = x.shape
         try:
+            if backend.get().name != "numpy":  # JAX clamps out-of-range indices without a word
+                _numpy_bounds_check(x.shape, index)
             return x[index]
         except IndexError as e:
             raise IndexError(f"ember.getitem: index {index!r} does not fit a tensor of shape "

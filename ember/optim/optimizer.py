@@ -27,6 +27,8 @@ Example:
 
 from __future__ import annotations
 
+import difflib
+import math
 import numbers
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -44,6 +46,20 @@ ParamsT = Tensor | Iterable[Tensor] | Iterable[dict[str, Any]]
 def is_number(value: Any) -> bool:
     """A real number that is not a bool (``True`` is not a learning rate)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def is_finite_positive(value: Any) -> bool:
+    """A finite real number > 0 that is not a bool: what a learning rate must be.
+
+    Example:
+        >>> from ember.optim.optimizer import is_finite_positive
+        >>> is_finite_positive(0.1), is_finite_positive(float("inf")), is_finite_positive(True)
+        (True, False, False)
+    """
+    return is_number(value) and math.isfinite(value) and value > 0
+
+
+_LOW_PRECISION = ("float16", "bfloat16")  # updated through a float32 master copy
 
 
 def as_param_list(owner: str, params: Any, where: str = "") -> list[Tensor]:
@@ -185,6 +201,7 @@ class Optimizer:
                                  f"{p.shape}) is already in {other}; a parameter may appear in "
                                  f"one group, once")
             owner[id(p)] = gi
+        self._check_keys(param_group, where)
         group = {**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}}
         self._check_group(group, where)
         lr = group["lr"]
@@ -193,7 +210,7 @@ class Optimizer:
         group = {"params": params, **group, "schedule": lr if callable(lr) else None}
         group["lr"] = self._schedule_lr(group, gi) if callable(lr) else self._lr_array(lr, gi)
         for p in params:
-            self.state[len(self._params)] = self._init_state(p.data, group)
+            self.state[len(self._params)] = self._new_state(p.data, group)
             self._params.append(p)
         self.param_groups.append(group)
 
@@ -210,8 +227,7 @@ class Optimizer:
             >>> float(opt.param_groups[0]["lr"])
             0.5
         """
-        if not (is_number(value) and value > 0) and not hasattr(value, "shape"):
-            raise ValueError(f"{self._name}.set_lr: lr must be a number > 0, got {value!r}")
+        self._check_lr(value, f"{self._name}.set_lr: lr", "")
         chosen = range(len(self.param_groups)) if group is None else [group]
         for gi in chosen:
             self.param_groups[gi]["lr"] = self._lr_array(value, gi)
@@ -242,11 +258,48 @@ class Optimizer:
             if schedule is not None:
                 self.param_groups[gi]["lr"] = self._schedule_lr(self.param_groups[gi], gi)
 
+    def _new_state(self, param: Any, group: dict[str, Any]) -> dict[str, Any]:
+        """The rule's state; a float16/bfloat16 parameter also gets a float32 master copy, and
+        its state is float32 (float16's eps-sized numbers underflow: Adam's eps is 0 there)."""
+        if param.dtype.name not in _LOW_PRECISION:
+            return self._init_state(param, group)
+        master = param.astype(backend.float32)
+        return {**self._init_state(master, group), "master": master}
+
     def _lr_array(self, value: Any, gi: int) -> Any:
         return as_backend_array(value, self._lr_dtypes[gi])
 
     def _schedule_lr(self, group: dict[str, Any], gi: int) -> Any:
-        return self._lr_array(group["schedule"](self._step), gi)
+        value = group["schedule"](self._step)
+        self._check_lr(value, f"{self._name}: the schedule returned lr", " at step {step}")
+        return self._lr_array(value, gi)
+
+    def _check_lr(self, value: Any, what: str, where: str) -> None:
+        """A learning rate (a number, or a concrete array of one element) must be finite and
+        > 0; a traced one is not known until it runs (inside ``ember.jit``), so not checked."""
+        if callable(value) and not hasattr(value, "shape"):
+            return
+        if isinstance(value, Tensor):
+            value = value.data
+        shown = repr(value)
+        if hasattr(value, "shape") or isinstance(value, numbers.Real):
+            if backend.is_traced(value):
+                return
+            try:
+                value = float(backend.get().to_numpy(value))
+            except (TypeError, ValueError):
+                raise ValueError(f"{what} must be a finite number > 0, got an array of shape "
+                                 f"{tuple(value.shape)}") from None
+            shown = f"{value:.7g}"
+            shown += ".0" if shown.lstrip("-").isdigit() else ""
+        # a schedule may return 0 (a warmup starts there); the user's own lr must be > 0
+        ok = (is_number(value) and math.isfinite(value) and value >= 0) if where else (
+            is_finite_positive(value))
+        if not ok:
+            step = int(backend.get().to_numpy(self._step)) if where else 0
+            raise ValueError(f"{what}={shown}{where.format(step=step)}; a schedule's learning "
+                             f"rate must be a finite number >= 0" if where else
+                             f"{what} must be a finite number > 0, got {shown}")
 
     # -- the update ------------------------------------------------------------------------------
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -263,7 +316,10 @@ class Optimizer:
             lr = self._lr_array(group["lr"], gi)
             hyper = {k: group[k] for k in self.hyperparameters}
             for p in group["params"]:
-                if grads[i] is not None:
+                if grads[i] is not None and "master" in self.state[i]:
+                    p.data, self.state[i] = self._master_update(p.data, grads[i], self.state[i],
+                                                                lr, step, hyper)
+                elif grads[i] is not None:
                     data = p.data
                     p.data, self.state[i] = self.rule(data, grads[i], self.state[i],
                                                       lr.astype(data.dtype), step, **hyper)
@@ -273,6 +329,19 @@ class Optimizer:
             if group["schedule"] is not None:  # the rate the next step will use
                 group["lr"] = self._schedule_lr(group, gi)
         return loss
+
+    def _master_update(self, data: Any, grad: Any, state: dict[str, Any], lr: Any, step: Any,
+                       hyper: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """The update of a low-precision parameter, computed in float32 on its master copy (a
+        parameter changed from outside, e.g. by load_state_dict, replaces the copy)."""
+        xp = backend.get().xp
+        f32 = backend.float32
+        master = xp.where(state["master"].astype(data.dtype) == data, state["master"],
+                          data.astype(f32))
+        rule_state = {k: v for k, v in state.items() if k != "master"}
+        master, rule_state = self.rule(master, grad.astype(f32), rule_state, lr.astype(f32),
+                                       step, **hyper)
+        return master.astype(data.dtype), {**rule_state, "master": master}
 
     def _clipped(self, grads: list[Any]) -> list[Any]:
         if self.clip_value is None and self.clip_norm is None:
@@ -410,10 +479,22 @@ class Optimizer:
         """Raise ValueError for a bad hyperparameter (``lr`` is checked by the base)."""
 
     def _check_group(self, group: dict[str, Any], where: str) -> None:
+        """The one validation of hyperparameters: known keys, a finite lr > 0, then the
+        optimizer's own ranges (``_check_hyperparameters``)."""
+        self._check_keys(group, where)
         lr: Any = group.get("lr")
-        if not callable(lr) and not (is_number(lr) and lr > 0):
-            raise ValueError(f"{self._name}: {where}lr must be > 0, got {lr!r}")
+        if not callable(lr) and not is_finite_positive(lr):
+            raise ValueError(f"{self._name}: {where}lr must be a finite number > 0, got {lr!r}")
         self._check_hyperparameters(group, where)
+
+    def _check_keys(self, group: dict[str, Any], where: str) -> None:
+        known = set(getattr(self, "defaults", group)) | {"params"}
+        for key in group:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), sorted(known), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ValueError(f"{self._name}: {where}unknown key {key!r}; {hint}a param group "
+                                 f"takes: {', '.join(sorted(known))}")
 
     def _require(self, ok: bool, where: str, arg: str, need: str, value: Any) -> None:
         if not ok:
@@ -423,9 +504,10 @@ class Optimizer:
                      high: float | None = None, low_open: bool = False) -> None:
         """``group[arg]`` must be a number >= low (> low if ``low_open``) and < high."""
         value = group[arg]
-        ok = is_number(value) and (value > low if low_open else value >= low)
+        ok = is_number(value) and math.isfinite(value) and (
+            value > low if low_open else value >= low)
         if ok and high is not None:
             ok = value < high
         need = (f"in [{low:g}, {high:g})" if high is not None
-                else f"> {low:g}" if low_open else f">= {low:g}")
+                else f"a finite number > {low:g}" if low_open else f"a finite number >= {low:g}")
         self._require(ok, where, arg, need, value)

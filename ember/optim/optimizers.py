@@ -71,7 +71,7 @@ class SGD(Optimizer):
         super().__init__(params, defaults, clip_norm=clip_norm, clip_value=clip_value)
 
     def _check_hyperparameters(self, group: dict[str, Any], where: str) -> None:
-        self._check_range(group, where, "momentum", 0.0)
+        self._check_range(group, where, "momentum", 0.0, 1.0)  # as Momentum's beta
         damp = group["dampening"]
         self._require(is_number(damp) and 0 <= damp <= 1, where, "dampening", "in [0, 1]", damp)
         self._check_range(group, where, "weight_decay", 0.0)
@@ -192,7 +192,7 @@ class RMSProp(Optimizer):
         self._check_range(group, where, "alpha", 0.0, 1.0)
         self._check_range(group, where, "eps", 0.0, low_open=True)
         self._check_range(group, where, "weight_decay", 0.0)
-        self._check_range(group, where, "momentum", 0.0)
+        self._check_range(group, where, "momentum", 0.0, 1.0)
 
     def _init_state(self, param: Any, group: dict[str, Any]) -> dict[str, Any]:
         state = {"square_avg": _zeros(param)}

@@ -57,6 +57,7 @@ __all__ = [
     "write_checkpoint",
     "read_checkpoint",
     "has_checkpoint",
+    "discard_leftovers",
     "CheckpointError",
     "FORMAT_VERSION",
     "POINTER",
@@ -364,9 +365,10 @@ def write_checkpoint(directory: str | os.PathLike[str], arrays: Mapping[str, Map
         "format_version": FORMAT_VERSION,
         "arrays": {"file": array_file, "sha256": hashlib.sha256(payload).hexdigest(),
                    "groups": groups},
-        "meta": meta,
+        "meta": json.loads(json.dumps(meta, default=_json_default)),  # as it will read back
     }
-    text = json.dumps(pointer, default=_json_default, indent=1)
+    pointer["sha256"] = _pointer_digest(pointer)
+    text = json.dumps(pointer, indent=1)
     _atomic_write(folder / array_file, payload)
     _atomic_write(folder / POINTER, text.encode())  # the commit point
     for p in folder.iterdir():  # the previous versions and what killed writers left behind
@@ -374,6 +376,34 @@ def write_checkpoint(directory: str | os.PathLike[str], arrays: Mapping[str, Map
             with contextlib.suppress(OSError):
                 p.unlink()
     return folder
+
+
+def _pointer_digest(pointer: Mapping[str, Any]) -> str:
+    """SHA-256 of everything in checkpoint.json that is loaded: the array file's name, hash and
+    groups, and the metadata (epoch, history, data order…), so that an edit is detected."""
+    body = {k: pointer.get(k) for k in ("format", "format_version", "arrays", "meta")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def discard_leftovers(directory: str | os.PathLike[str]) -> bool:
+    """True when ``directory`` holds no checkpoint and nothing else but the temporary files of a
+    writer killed before its first commit; those are removed. A run can start afresh there.
+
+    Example:
+        >>> import tempfile
+        >>> discard_leftovers(tempfile.mkdtemp())
+        True
+    """
+    folder = Path(directory)
+    if has_checkpoint(folder) or not folder.is_dir():
+        return False
+    entries = list(folder.iterdir())
+    if not all(_TEMP.fullmatch(p.name) or _ARRAYS.fullmatch(p.name) for p in entries):
+        return False
+    for p in entries:  # uncommitted: a pointer never named them
+        with contextlib.suppress(OSError):
+            p.unlink()
+    return True
 
 
 def has_checkpoint(directory: str | os.PathLike[str]) -> bool:
@@ -464,4 +494,11 @@ def _read_pointer(path: Path) -> dict[str, Any]:
                        for names in info["groups"].values())):
         raise CheckpointError(f"{path} is damaged: its \"arrays\" entry (file, sha256, groups) or "
                               f"its \"meta\" entry is missing or malformed")
+    if pointer.get("sha256") != _pointer_digest(pointer):
+        what = ("has no SHA-256 of its metadata (written by an older ember? save it again)"
+                if "sha256" not in pointer else
+                "SHA-256 mismatch: its metadata (epoch, history, data order…) or its list of "
+                "arrays was edited or damaged after it was written")
+        raise CheckpointError(f"{path} {what}; resuming from it would not continue the run "
+                              f"that wrote it")
     return pointer

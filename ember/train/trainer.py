@@ -929,9 +929,13 @@ class Trainer:
         if resume_from is None:
             return None
         folder = Path(resume_from)
-        if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
+        from ember.train.checkpoint import (  # type: ignore[import-not-found]
+            discard_leftovers,
+            read_checkpoint,
+        )
+
+        if not folder.exists() or discard_leftovers(folder):  # killed before its first commit
             return None
-        from ember.train.checkpoint import read_checkpoint  # type: ignore[import-not-found]
 
         arrays, meta = read_checkpoint(folder)
         if meta.get("format") != CHECKPOINT_FORMAT:
