@@ -49,7 +49,8 @@ from ember.jit import JitFunction, jit
 from ember.random import initial_seed, manual_seed
 from ember.tensor import Tensor
 from ember.train import callbacks, metrics
-from ember.train.checkpoint import load, save
+from ember.train.checkpoint import load
+from ember.train.saving import load_model, load_run, save
 from ember.train.trainer import History, Trainer, train_one_step
 
 __version__ = "0.1.0"
@@ -70,6 +71,8 @@ __all__ = [
     "metrics",
     "save",
     "load",
+    "load_model",
+    "load_run",
     "Trainer",
     "History",
     "train_one_step",

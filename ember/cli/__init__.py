@@ -55,6 +55,9 @@ The run folder
   same run again.
 - ``checkpoint/``: ``Trainer.save_checkpoint`` after every epoch, written atomically, so Ctrl-C
   (or a crash) leaves the last complete epoch; ``ember train --resume RUN_DIR`` continues it.
+- ``model.safetensors``: the trained model, architecture and weights, written when training
+  ends: ``ember.load_model(path)`` rebuilds it; ``ember.load_run(RUN_DIR)`` returns it with
+  the config and history (from the checkpoint when training was interrupted).
 - ``history.csv``: one row per epoch (``epoch``, ``loss``, the metrics, ``val_*``, ``lr``).
 - ``results.json``: the loss and metrics on the training and the test set after training
   (also printed; ``ember evaluate`` prints the same numbers).

@@ -304,6 +304,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 130
     seconds = time.perf_counter() - start
     _atomic_write(run_dir / "history.csv", _history_csv(history))
+    ember.save(model, run_dir / "model.safetensors")  # ember.load_model / ember.load_run
     stopped = len(history.epoch) and history.epoch[-1] + 1 < cfg["epochs"]
     print(f"trained {len(history.epoch) - done} epochs in {seconds:.1f}s"
           + (" (stopped early)" if stopped else ""))

@@ -41,8 +41,10 @@ from ember.nn.layers import (
     LayerNorm,
     Linear,
 )
+from ember.nn import registry
 from ember.nn.module import Module, Parameter
 from ember.nn.monitor import Monitor
+from ember.nn.registry import register
 
 __all__ = [
     "Module",
@@ -77,6 +79,9 @@ __all__ = [
     "init",
     "from_config",
     "Monitor",
+    "registry",
+    "register",
+    "load",  # attached by ember.train.saving (the file format lives on the training floor)
 ]
 
 # -- conv/pool layers, losses and penalties (nn-ops: ember/nn/conv.py, losses.py, functional.py) --
