@@ -16,7 +16,6 @@ from ember import nn
 from ember.nn import registry
 from ember.train.checkpoint import CheckpointError
 from ember.train.saving import MODEL_FORMAT_VERSION, Run
-
 from tests.conftest import to_np
 
 

@@ -10,7 +10,7 @@ Example:
 
 from __future__ import annotations
 
-from ember.nn import init
+from ember.nn import init, registry
 from ember.nn.activations import (
     ACTIVATIONS,
     GELU,
@@ -41,7 +41,6 @@ from ember.nn.layers import (
     LayerNorm,
     Linear,
 )
-from ember.nn import registry
 from ember.nn.module import Module, Parameter
 from ember.nn.monitor import Monitor
 from ember.nn.registry import register

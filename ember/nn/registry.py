@@ -56,12 +56,12 @@ def record_init(cls: type) -> None:
     init = cls.__dict__.get("__init__")
     if init is not None and not getattr(init, "_ember_records", False):
         @functools.wraps(init)
-        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        def recording_init(self: Any, *args: Any, **kwargs: Any) -> None:
             init(self, *args, **kwargs)
             object.__setattr__(self, "_init_args", (args, kwargs))
 
-        __init__._ember_records = True  # type: ignore[attr-defined]
-        cls.__init__ = __init__  # type: ignore[misc]
+        recording_init._ember_records = True  # type: ignore[attr-defined]
+        cls.__init__ = recording_init  # type: ignore[misc]
     if cls.__module__.startswith("ember.") and not cls.__name__.startswith("_"):
         name = cls.__name__ if cls.__name__ not in _REGISTRY else f"{cls.__module__}.{cls.__name__}"
         _REGISTRY[name] = cls
