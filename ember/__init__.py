@@ -120,9 +120,10 @@ __all__ = [
 if not _typing.TYPE_CHECKING:  # hidden from type checkers: unknown ember.X must stay errors there
 
     def __getattr__(name: str) -> _typing.Any:
-        """``ember.plot`` on first use: it imports matplotlib, which ``import ember`` must not."""
-        if name == "plot":
+        """``ember.plot`` and ``ember.onnx`` on first use: they import matplotlib and onnx,
+        which ``import ember`` must not."""
+        if name in ("plot", "onnx"):
             import importlib
 
-            return importlib.import_module("ember.plot")
+            return importlib.import_module(f"ember.{name}")
         raise AttributeError(f"module 'ember' has no attribute {name!r}")

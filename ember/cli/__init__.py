@@ -28,6 +28,10 @@ Commands
     fit a 784-input MLP). Default output: ``INPUTS-predictions.npy`` beside the inputs.
 ``ember summary CONFIG | RUN_DIR | --preset NAME``
     The model's layers, output shapes and parameter counts.
+``ember export RUN_DIR [-o MODEL.onnx]``
+    Writes the run's trained model (in eval mode, batch axis dynamic) as an ONNX file, default
+    ``RUN_DIR/model.onnx`` (needs ``pip install "ember[onnx]"``; ``ember.onnx.export`` in
+    Python).
 ``ember info``
     The versions of ember, Python, NumPy, JAX and friends, the active backend, JAX's devices.
 ``ember gradcheck [--backend numpy|jax] [--op NAME]``
@@ -287,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     sm = sub.add_parser("summary", help="layers and parameter counts of a config, run or preset")
     sm.add_argument("target", nargs="?", metavar="CONFIG|RUN_DIR")
     sm.add_argument("--preset", metavar="NAME")
+
+    ex = sub.add_parser("export", help="write a trained run's model as an ONNX file",
+                        description="Export RUN_DIR's trained model (eval mode) to ONNX with "
+                        "a dynamic batch axis; needs the onnx package (ember[onnx]).")
+    ex.add_argument("run_dir", metavar="RUN_DIR")
+    ex.add_argument("-o", "--output", metavar="MODEL.onnx",
+                    help="default: RUN_DIR/model.onnx")
 
     sub.add_parser("info", help="versions, backends and JAX devices")
 

@@ -1,4 +1,4 @@
-"""The commands of ``ember``: train, evaluate, predict, summary, info, gradcheck and demo.
+"""The commands of ``ember``: train, evaluate, predict, summary, export, info, gradcheck, demo.
 
 Each takes the parsed ``argparse`` namespace and returns the exit status; mistakes in what was
 asked raise :class:`~ember.cli.config.CliError` (see ``ember.cli`` for the reference).
@@ -476,6 +476,31 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- export ----------------------------------------------------------------------------------------
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    """``ember export RUN_DIR [-o MODEL.onnx]``: the run's model as an ONNX file."""
+    try:
+        import onnx  # noqa: F401 - the error below instead of one from inside the export
+
+        import ember.onnx as ember_onnx
+    except ImportError:
+        raise CliError('export needs the onnx package: pip install "ember[onnx]"', code=1
+                       ) from None
+    cfg, _, model, _ = _load_run(args.run_dir, None)
+    out = Path(args.output) if args.output else Path(args.run_dir) / "model.onnx"
+    if not out.parent.is_dir():
+        raise CliError(f"-o: folder {str(out.parent)!r} does not exist")
+    example = np.zeros((1, *cfg["input_shape"]), np.float32)
+    try:
+        ember_onnx.export(model, example, out)
+    except ember_onnx.ExportError as e:
+        raise CliError(f"{args.run_dir}: {e}", code=1) from None
+    print(f"wrote {out} (ONNX opset {ember_onnx.OPSET}, input 'input' of shape "
+          f"(batch, {', '.join(map(str, cfg['input_shape']))}), output 'output')")
+    return 0
+
+
 # -- info ------------------------------------------------------------------------------------------
 
 def _version(module: str) -> str:
@@ -645,5 +670,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 #: command name -> its handler (``handler(args) -> exit status``)
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
-    "summary": _cmd_summary, "info": _cmd_info, "gradcheck": _cmd_gradcheck, "demo": _cmd_demo,
+    "summary": _cmd_summary, "export": _cmd_export, "info": _cmd_info,
+    "gradcheck": _cmd_gradcheck, "demo": _cmd_demo,
 }
