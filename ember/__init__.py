@@ -28,6 +28,7 @@ from ember.backend import (
     set_backend,
     uint8,
 )
+from ember.backend.threads import get_num_threads, set_num_threads
 from ember.creation import (
     arange,
     eye,
@@ -62,6 +63,10 @@ globals().update(_ops.REGISTRY)
 # the modules live in ember/train/ and are registered under their short names too.
 _sys.modules.setdefault(f"{__name__}.callbacks", callbacks)
 _sys.modules.setdefault(f"{__name__}.metrics", metrics)
+
+from ember.backend import threads as _threads  # noqa: E402
+
+_threads._from_env()  # EMBER_NUM_THREADS
 
 __all__ = [
     "data",
@@ -104,6 +109,8 @@ __all__ = [
     "JitFunction",
     "set_backend",
     "get_backend",
+    "set_num_threads",
+    "get_num_threads",
     "as_dtype",
     "float16",
     "float32",

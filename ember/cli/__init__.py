@@ -47,7 +47,9 @@ Overrides of ``ember train`` (they win over the config and are recorded in ``con
 ``--set key.sub=value`` (repeatable; the value is parsed as JSON, else taken as a string:
 ``--set data.n=500 --set data.name=moons --set model.0.units=32``). ``--no-plots`` skips the
 PNGs, ``--verbose 0|1|2`` sets the progress output (1: a bar per epoch on a terminal, a line per
-epoch otherwise).
+epoch otherwise). ``--threads N`` sets the CPU threads of BLAS and XLA
+(``ember.set_num_threads``; not recorded: it changes the speed, not the results); one thread is
+often the fastest on a machine shared with other work.
 
 The run folder
 --------------
@@ -260,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override any key: data.n=500, optimizer.weight_decay=1e-4, "
                        "model.0.units=32 (VALUE as JSON, else a string); repeatable")
+    train.add_argument("--threads", type=_positive_int, metavar="N",
+                       help="CPU threads for BLAS and XLA (ember.set_num_threads); 1 is often "
+                       "fastest on a machine shared with other work")
     train.add_argument("--no-plots", action="store_true", help="skip curves.png and "
                        "decision_boundary.png")
     train.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,

@@ -220,6 +220,10 @@ def _plots(run_dir: Path, history: Any, model: Any, data: Data, cfg: dict[str, A
 
 def _cmd_train(args: argparse.Namespace) -> int:
     """``ember train [CONFIG | --preset NAME | --resume RUN_DIR] [overrides]``."""
+    if getattr(args, "threads", None) is not None:  # before JAX starts (XLA reads it once)
+        from ember.backend.threads import set_num_threads
+
+        set_num_threads(args.threads)
     overrides = _overrides(args)
     resume = args.resume is not None
     if resume:
@@ -531,6 +535,16 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
     print(f"malloc tuning for NumPy: {numpy_backend.malloc_tuning} (EMBER_MALLOC_TUNING=0 turns "
           f"it off)")
+    from ember.backend import threads
+
+    for lib in threads.blas_info():
+        layer = lib.get("threading_layer")
+        print(f"BLAS: {lib.get('internal_api')} {lib.get('version')}"
+              + (f" ({layer})" if layer else "") + f", {lib.get('num_threads')} threads")
+    env = os.environ.get(threads.ENV)
+    print(f"threads: {ember.get_num_threads()} of {os.cpu_count()} CPUs ("
+          + (f"{threads.ENV}={env}" if env else f"set with {threads.ENV}=N, ember.set_num_threads"
+             f" or ember train --threads N") + f"); XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
     try:
         import jax
     except ImportError:
