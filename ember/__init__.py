@@ -16,6 +16,7 @@ import typing as _typing
 
 from ember import data, distributed, nn, optim
 from ember import ops as _ops
+from ember._version import __version__ as __version__  # written there only
 from ember.backend import (
     as_dtype,
     bool_,
@@ -53,8 +54,6 @@ from ember.train import callbacks, metrics
 from ember.train.checkpoint import load
 from ember.train.saving import load_model, load_run, save
 from ember.train.trainer import History, Trainer, train_one_step
-
-__version__ = "0.1.0"
 
 # Every registered op is also ember.<name> (see ember/ops/__init__.py: one place per op).
 globals().update(_ops.REGISTRY)

@@ -42,7 +42,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ember import backend
-from ember import random as _random
+from ember import random as _random  # the random stream offers the state protocol itself
 from ember.tensor import Tensor
 
 __all__ = ["jit", "JitFunction", "StateSlots", "state_slots"]
@@ -92,8 +92,9 @@ class _GradSlot(_Slot):
         self.tensor.grad = None if value is None else Tensor._make(value, False, None)
 
 
-class _StateDictSlot(_Slot):
-    """An object's whole ``state_dict()`` (optimizers): read and bound as a flat dict."""
+class _StateSlot(_Slot):
+    """An object's arrays through the state protocol: ``state_arrays()`` reads them as a list,
+    ``bind(arrays)`` rebinds them (optimizers, ember's random stream, any object offering it)."""
 
     __slots__ = ("obj",)
 
@@ -101,77 +102,10 @@ class _StateDictSlot(_Slot):
         self.obj = obj
 
     def get(self) -> Any:
-        return dict(self.obj.state_dict())
+        return self.obj.state_arrays()
 
     def set(self, value: Any) -> None:
-        self.obj.load_state_dict(value)
-
-
-class _OptimizerStepSlot(_Slot):
-    """An ember optimizer's step count."""
-
-    __slots__ = ("opt",)
-
-    def __init__(self, opt: Any) -> None:
-        self.opt = opt
-
-    def get(self) -> Any:
-        return self.opt._step
-
-    def set(self, value: Any) -> None:
-        self.opt._step = value
-
-
-class _OptimizerLrSlot(_Slot):
-    """The learning rate (an array) of one parameter group."""
-
-    __slots__ = ("opt", "group")
-
-    def __init__(self, opt: Any, group: int) -> None:
-        self.opt, self.group = opt, group
-
-    def get(self) -> Any:
-        return self.opt._lr_array(self.opt.param_groups[self.group]["lr"], self.group)
-
-    def set(self, value: Any) -> None:
-        self.opt.param_groups[self.group]["lr"] = value
-
-
-class _OptimizerStateSlot(_Slot):
-    """One array of the update rule's state for one parameter (a moment, an accumulator)."""
-
-    __slots__ = ("opt", "index", "name")
-
-    def __init__(self, opt: Any, index: int, name: str) -> None:
-        self.opt, self.index, self.name = opt, index, name
-
-    def get(self) -> Any:
-        return self.opt.state[self.index][self.name]
-
-    def set(self, value: Any) -> None:
-        state = self.opt.state
-        state[self.index] = {**state[self.index], self.name: value}
-
-
-def _optimizer_slots(opt: Any, opt_cls: Any) -> list[_Slot]:
-    """Per-array slots for ember's own optimizers; the whole state dict for any other kind."""
-    if type(opt).state_dict is not opt_cls.state_dict:  # e.g. the optax adapter
-        return [_StateDictSlot(opt)]
-    slots: list[_Slot] = [_OptimizerStepSlot(opt)]
-    slots += [_OptimizerLrSlot(opt, gi) for gi in range(len(opt.param_groups))]
-    slots += [_OptimizerStateSlot(opt, i, name)
-              for i in sorted(opt.state) for name in opt.state[i]]
-    return slots
-
-
-class _RandomSlot(_Slot):
-    """ember's global random stream."""
-
-    def get(self) -> Any:
-        return _random.get_state()
-
-    def set(self, value: Any) -> None:
-        _random.set_state(value)
+        self.obj.bind(value)
 
 
 def _unshared(state: list[Any]) -> list[Any]:
@@ -181,7 +115,7 @@ def _unshared(state: list[Any]) -> list[Any]:
     import jax.numpy as jnp
 
     flat = [x for x in state if x is not None]
-    if all(type(x) is not dict for x in flat) and len({id(x) for x in flat}) == len(flat):
+    if all(type(x) is not list for x in flat) and len({id(x) for x in flat}) == len(flat):
         return state  # no array occurs twice: nothing to copy
     seen: set[int] = set()
 
@@ -202,21 +136,33 @@ def _kinds() -> tuple[Any, Any]:
     return Module, Optimizer
 
 
-class _Entry:
-    """What one argument structure compiles to."""
+class _Group:
+    """What one argument structure compiles to: its state slots, which gradients the step reads
+    before writing them (found once, by tracing it abstractly), and one compiled entry per
+    pattern of those gradients being None or arrays."""
 
-    __slots__ = ("slots", "compiled", "out_tree", "tensor_out")
-
-    slots: list[_Slot]
-    compiled: Any
-    out_tree: Any
-    tensor_out: Any
+    __slots__ = ("slots", "read", "entries")
 
     def __init__(self, slots: list[_Slot]) -> None:
         self.slots = slots
+        self.read: list[_GradSlot] = []
+        self.entries: dict[tuple[bool, ...], _Entry] = {}
+
+
+class _Entry:
+    """One compiled program: the slots whose arrays are its inputs (every state slot except the
+    gradients the step does not read, and those that are None) and its output structure."""
+
+    __slots__ = ("slots", "inputs", "cleared", "compiled", "out_tree", "tensor_out")
+
+    def __init__(self, slots: list[_Slot], inputs: list[_Slot]) -> None:
+        self.slots = slots
+        self.inputs = inputs
+        kept = {id(s) for s in inputs}
+        self.cleared = [s for s in slots if id(s) not in kept]  # gradients bound to None
         self.compiled: Any = None
-        self.out_tree = None
-        self.tensor_out = []
+        self.out_tree: Any = None
+        self.tensor_out: Any = []
 
 
 class JitFunction:
@@ -241,8 +187,9 @@ class JitFunction:
                 mesh = make_mesh(mesh, owner="ember.jit", arg="mesh")
         self.mesh = mesh
         self.trace_count = 0
-        self._cache: dict[Any, _Entry] = {}
+        self._cache: dict[Any, _Group] = {}
         self._walks: dict[int, Any] = {}
+        self._probing = False
         functools.update_wrapper(self, fn)
 
     def clear_cache(self) -> None:
@@ -265,25 +212,8 @@ class JitFunction:
         if backend.get().name != "jax":
             raise RuntimeError("JitFunction.lower needs the JAX backend: "
                                "ember.set_backend(\"jax\")")
-        from ember.nn.module import structure_version
-
         mesh = self.mesh if self.mesh is not None else _context_mesh()
-        treedef: Any
-        if kwargs or any(type(a) in _CONTAINERS for a in args):
-            leaves, treedef = self._flatten(args, kwargs)
-        else:  # flat positional arguments: the key __call__ uses
-            leaves, treedef = list(args), len(args)
-        sig, inputs = self._prepare(leaves)
-        key: Any = (treedef, structure_version(), sig)
-        layouts: Any = None
-        if mesh is not None:
-            layouts = _layouts(mesh, inputs)
-            key = (*key, mesh, layouts)
-        entry = self._cache.get(key)
-        if entry is None:
-            entry = self._cache[key] = _Entry(self._slots(leaves))
-            entry.compiled = self._compile(entry, treedef, leaves, mesh, layouts)
-        state = [slot.get() for slot in entry.slots]
+        entry, state, inputs = self._entry(args, kwargs, mesh)
         if mesh is not None:
             state, inputs = _placed(mesh, state), _placed(mesh, inputs)
         return entry.compiled.lower(state, inputs)
@@ -296,19 +226,19 @@ class JitFunction:
             (args, kwargs), is_leaf=lambda x: isinstance(x, (Tensor, *_kinds()))
         )
 
-    def _walk(self, module: Any) -> tuple[list[Any], list[Tensor]]:
-        """A module's submodules and parameters, walked once per structure version."""
+    def _walk(self, module: Any) -> list[Any]:
+        """A module's submodules, walked once per structure version."""
         from ember.nn.module import structure_version
 
         cached = self._walks.get(id(module))
         if cached is None or cached[0] != structure_version():
-            cached = (structure_version(), list(module.modules()), list(module.parameters()))
+            cached = (structure_version(), list(module.modules()))
             self._walks[id(module)] = cached
-        return cached[1], cached[2]
+        return cached[1]
 
     def _prepare(self, leaves: Any) -> tuple[tuple[Any, ...], list[Any]]:
         """The cache key of one call (structure, shapes, dtypes, static values, train/eval
-        flags, which gradients exist) and its array inputs, in one pass over the arguments."""
+        flags) and its array inputs, in one pass over the arguments."""
         module_cls, opt_cls = _kinds()
         key: list[Any] = []
         inputs: list[Any] = []
@@ -316,18 +246,16 @@ class JitFunction:
             if isinstance(leaf, Tensor):
                 data = leaf.data
                 if leaf.requires_grad:  # a stateful tensor: its arrays are slots
-                    key.append((id(leaf), data.shape, data.dtype, leaf.grad is None))
+                    key.append((id(leaf), data.shape, data.dtype))
                     inputs.append(None)
                 else:
                     key.append((data.shape, data.dtype))
                     inputs.append(data)
             elif isinstance(leaf, module_cls):
-                modules, params = self._walk(leaf)
-                key.append((id(leaf), tuple([m.training for m in modules]),
-                            tuple([p.grad is None for p in params])))
+                key.append((id(leaf), tuple([m.training for m in self._walk(leaf)])))
                 inputs.append(None)
             elif isinstance(leaf, opt_cls):
-                key.append((id(leaf), tuple([p.grad is None for p in leaf._params])))
+                key.append(id(leaf))
                 inputs.append(None)
             elif hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
                 key.append((tuple(leaf.shape), leaf.dtype))
@@ -346,9 +274,10 @@ class JitFunction:
 
     @staticmethod
     def _slots(leaves: list[Any]) -> list[_Slot]:
-        """Every state slot reachable from the arguments, each tensor once, in a fixed order."""
+        """Every state slot reachable from the arguments, each tensor once, in a fixed order:
+        the random stream, each tensor's data and gradient, then each optimizer's state."""
         module_cls, opt_cls = _kinds()
-        slots: list[_Slot] = [_RandomSlot()]
+        slots: list[_Slot] = [_StateSlot(_random)]
         seen: set[int] = set()
 
         def add_tensor(t: Tensor, grad: bool) -> None:
@@ -367,41 +296,54 @@ class JitFunction:
                     if b is not None:
                         add_tensor(b, False)
             elif isinstance(leaf, opt_cls):
-                for p in leaf._params:
+                for p in leaf.params():
                     add_tensor(p, True)
         for leaf in leaves:  # optimizer state after the tensors it updates
             if isinstance(leaf, opt_cls):
-                slots += _optimizer_slots(leaf, opt_cls)
+                slots.append(_StateSlot(leaf))
             elif isinstance(leaf, Tensor) and leaf.requires_grad:
                 add_tensor(leaf, True)
         return slots
 
     # -- calling ---------------------------------------------------------------------------------
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if backend.get().name != "jax":
-            return self.fn(*args, **kwargs)
+    def _entry(self, args: tuple[Any, ...], kwargs: dict[str, Any],
+               mesh: Any) -> tuple[_Entry, list[Any], list[Any]]:
+        """The compiled entry for these arguments (tracing it if new), the state it takes and
+        the array inputs."""
         from ember.nn.module import structure_version
 
-        mesh = self.mesh
-        if mesh is None and _abstract_mesh() is not _NO_MESH:  # under jax.set_mesh(...)?
-            mesh = _context_mesh()
         treedef: Any
         if kwargs or any(type(a) in _CONTAINERS for a in args):
             leaves, treedef = self._flatten(args, kwargs)
         else:  # the common case, flat positional arguments: no pytree walk
             leaves, treedef = list(args), len(args)
         sig, inputs = self._prepare(leaves)
+        layouts: Any = None
         if mesh is None:
             key: Any = (treedef, structure_version(), sig)
-            layouts: Any = None
         else:
             layouts = _layouts(mesh, inputs)
             key = (treedef, structure_version(), sig, mesh, layouts)
-        entry = self._cache.get(key)
+        group = self._cache.get(key)
+        if group is None:
+            group = self._cache[key] = _Group(self._slots(leaves))
+            group.read = self._read_gradients(group.slots, treedef, leaves, inputs)
+        present = tuple([slot.tensor.grad is not None for slot in group.read])
+        entry = group.entries.get(present)
         if entry is None:
-            entry = self._cache[key] = _Entry(self._slots(leaves))
+            passed = {id(s) for s, there in zip(group.read, present) if there}
+            ins = [s for s in group.slots if not isinstance(s, _GradSlot) or id(s) in passed]
+            entry = group.entries[present] = _Entry(group.slots, ins)
             entry.compiled = self._compile(entry, treedef, leaves, mesh, layouts)
-        state = [slot.get() for slot in entry.slots]
+        return entry, [slot.get() for slot in entry.inputs], inputs
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if backend.get().name != "jax":
+            return self.fn(*args, **kwargs)
+        mesh = self.mesh
+        if mesh is None and _abstract_mesh() is not _NO_MESH:  # under jax.set_mesh(...)?
+            mesh = _context_mesh()
+        entry, state, inputs = self._entry(args, kwargs, mesh)
         if self.donate:
             state = _unshared(state)
         if mesh is None:
@@ -418,19 +360,57 @@ class JitFunction:
                       for x, is_t in zip(out_leaves, entry.tensor_out)]
         return jax.tree_util.tree_unflatten(entry.out_tree, out_leaves)
 
-    def _compile(self, entry: _Entry, treedef: Any, leaves: list[Any], mesh: Any = None,
-                 layouts: Any = None) -> Any:
+    def _read_gradients(self, slots: list[_Slot], treedef: Any, leaves: list[Any],
+                        inputs: list[Any]) -> list[_GradSlot]:
+        """The gradient slots whose incoming value the step reads. The step is traced once
+        abstractly (not counted in ``trace_count``) with every gradient as an input; those it
+        never uses (``opt.zero_grad()`` first, or ``zero_grad()`` at the end so that they come in
+        as None) are then neither inputs nor a reason to retrace. A step that cannot be traced
+        with gradients present keeps them all."""
+        grads = [s for s in slots if isinstance(s, _GradSlot)]
+        if not grads:
+            return []
+        import jax
+
+        probe = _Entry(slots, slots)
+        pure = self._pure(probe, treedef, leaves)
+        state = [jax.ShapeDtypeStruct(s.tensor.data.shape, s.tensor.data.dtype)
+                 if isinstance(s, _GradSlot) else s.get() for s in slots]
+        self._probing = True
+        try:
+            jaxpr = jax.make_jaxpr(pure)(state, inputs).jaxpr
+        except Exception:  # e.g. a scan whose carry holds gradients that are None at the end
+            return grads  # carry each gradient as it comes (None or an array)
+        finally:
+            self._probing = False
+        used = {id(v) for eqn in jaxpr.eqns for v in eqn.invars}
+        used |= {id(v) for v in jaxpr.outvars}
+        read, k = [], 0
+        for slot, value in zip(slots, state):
+            n = len(jax.tree_util.tree_leaves(value))
+            if isinstance(slot, _GradSlot) and id(jaxpr.invars[k]) in used:
+                read.append(slot)
+            k += n
+        return read
+
+    def _pure(self, entry: _Entry, treedef: Any, leaves: list[Any]) -> Callable[..., Any]:
+        """The function of (state inputs, array inputs) that jax traces: it binds the traced
+        arrays into the objects, runs ``fn`` and returns its outputs and every slot's new
+        value; the objects get their concrete arrays back whatever happens."""
         import jax
 
         module_cls, opt_cls = _kinds()
         fn = self.fn
 
         def pure(state: list[Any], inputs: list[Any]) -> tuple[Any, list[Any]]:
-            self.trace_count += 1
+            if not self._probing:
+                self.trace_count += 1
             concrete = [slot.get() for slot in entry.slots]  # restored whatever happens
             try:
-                for slot, value in zip(entry.slots, state):
+                for slot, value in zip(entry.inputs, state):
                     slot.set(value)
+                for slot in entry.cleared:
+                    slot.set(None)
                 call_leaves = []
                 for leaf, x in zip(leaves, inputs):
                     if isinstance(leaf, Tensor) and not leaf.requires_grad:
@@ -456,6 +436,13 @@ class JitFunction:
             entry.tensor_out = [isinstance(x, Tensor) for x in out_leaves]
             return [x.data if isinstance(x, Tensor) else x for x in out_leaves], new_state
 
+        return pure
+
+    def _compile(self, entry: _Entry, treedef: Any, leaves: list[Any], mesh: Any = None,
+                 layouts: Any = None) -> Any:
+        import jax
+
+        pure = self._pure(entry, treedef, leaves)
         donate = (0,) if self.donate else ()
         if mesh is None:
             return jax.jit(pure, donate_argnums=donate)

@@ -24,7 +24,8 @@ from typing import Any
 
 from ember import backend
 
-__all__ = ["manual_seed", "initial_seed", "next_key", "key_for", "get_state", "set_state"]
+__all__ = ["manual_seed", "initial_seed", "next_key", "key_for", "get_state", "set_state",
+           "state_arrays", "bind"]
 
 _seed = 0
 _key: Any = None  # the stream's state: a key array of the active backend (made lazily)
@@ -91,6 +92,31 @@ def set_state(key: Any) -> None:
     """
     global _key
     _key = key
+
+
+def state_arrays() -> list[Any]:
+    """The state protocol (see :func:`ember.jit`): the arrays a compiled step reads and writes,
+    here the stream's one key.
+
+    Example:
+        >>> import ember
+        >>> arrays = ember.random.state_arrays()
+        >>> a = ember.rand(2)
+        >>> ember.random.bind(arrays)
+        >>> ember.rand(2).tolist() == a.tolist()
+        True
+    """
+    return [get_state()]
+
+
+def bind(arrays: list[Any]) -> None:
+    """The state protocol: take the arrays of :func:`state_arrays` as the state.
+
+    Example:
+        >>> import ember
+        >>> ember.random.bind(ember.random.state_arrays())
+    """
+    set_state(arrays[0])
 
 
 def next_key() -> Any:

@@ -497,7 +497,7 @@ def test_info_prints_versions(capsys):
 
 
 def test_gradcheck_of_one_op_passes_and_prints_one_line_per_case(capsys):
-    from ember.ops.table import ROWS
+    from ember.testing.table import ROWS
 
     code, out, err = cli(capsys, "gradcheck", "--op", "tanh")
     assert code == 0, err
@@ -513,7 +513,7 @@ def test_gradcheck_of_one_op_passes_and_prints_one_line_per_case(capsys):
 
 
 def test_gradcheck_reports_a_wrong_gradient_and_exits_1(capsys, monkeypatch):
-    from ember.ops import table
+    from ember.testing import table
 
     class BadTanh(ember.Function):
         @staticmethod

@@ -1,4 +1,4 @@
-"""The op table (``ember/ops/table.py``): one row per registered op, each checked the same three
+"""The op table (``ember/testing/table.py``): one row per registered op, each checked the same three
 ways on both backends.
 
 1. forward against a NumPy reference expression,
@@ -15,7 +15,7 @@ import pytest
 
 import ember
 from ember.ops import NON_DIFFERENTIABLE, REGISTRY
-from ember.ops.table import ROWS, inputs_for  # the table itself (shared with `ember gradcheck`)
+from ember.testing.table import ROWS, inputs_for  # the table itself (shared with `ember gradcheck`)
 
 CASES = [
     pytest.param(row, case, id=f"{row.name}-{i}-{j}")

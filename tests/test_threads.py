@@ -37,6 +37,10 @@ def restore_threads():
         os.environ["XLA_FLAGS"] = flags
 
 
+_NO_XLA_WARNING = pytest.mark.filterwarnings("ignore:ember.set_num_threads.*JAX has already")
+
+
+@_NO_XLA_WARNING
 def test_set_num_threads_is_observable_through_threadpoolctl(restore_threads):
     assert _blas_threads(), "NumPy's BLAS should be loaded"
     ember.set_num_threads(1)
@@ -91,6 +95,7 @@ def test_after_jax_started_xla_keeps_its_threads_with_a_warning():
                                  "computation, or set EMBER_NUM_THREADS=1 in the environment")
 
 
+@_NO_XLA_WARNING
 def test_cli_threads_flag_and_info(tmp_path, restore_threads):
     from ember.cli import main
 

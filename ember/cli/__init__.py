@@ -35,7 +35,7 @@ Commands
 ``ember info``
     The versions of ember, Python, NumPy, JAX and friends, the active backend, JAX's devices.
 ``ember gradcheck [--backend numpy|jax] [--op NAME]``
-    Gradient-checks every op of the op table (``ember/ops/table.py``, which the test suite
+    Gradient-checks every op of the op table (``ember/testing/table.py``, which the test suite
     uses too) in float64 against central differences; one line per case with the op, the input
     shapes, the largest absolute error and pass/FAIL. Exit status 1 if any case fails.
 ``ember demo``

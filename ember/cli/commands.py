@@ -596,7 +596,7 @@ def _forward_error(row: Any, arrays: list[np.ndarray]) -> tuple[float, bool]:
 def _cmd_gradcheck(args: argparse.Namespace) -> int:
     """``ember gradcheck [--backend numpy|jax] [--op NAME]``: the op table, one line per case."""
     import ember
-    from ember.ops.table import ROWS, inputs_for
+    from ember.testing.table import ROWS, inputs_for
 
     if args.backend:
         try:

@@ -452,7 +452,7 @@ def _resolve_loss(spec: Any, src: Source) -> Any:
 
 def _resolve_optimizer(spec: Any, src: Source) -> dict[str, Any]:
     from ember.optim import schedules
-    from ember.train.trainer import OPTIMIZERS
+    from ember.optim.optimizers import REGISTRY as OPTIMIZERS
 
     if isinstance(spec, str):
         spec = {"name": spec}
@@ -751,7 +751,7 @@ def _build_loss(spec: Any, src: Source, key: str = "loss") -> Any:
 
 def _build_optimizer(spec: dict[str, Any], model: Any, src: Source) -> Any:
     from ember.optim import schedules
-    from ember.train.trainer import OPTIMIZERS
+    from ember.optim.optimizers import REGISTRY as OPTIMIZERS
 
     cls: Any = OPTIMIZERS[spec["name"]][0]
     lr: Any = spec["lr"]

@@ -10,12 +10,14 @@ Example:
 
 from __future__ import annotations
 
-from ember.data.loader import DataLoader, validate_arrays
+from ember.data.loader import BatchStream, DataLoader, Execution, validate_arrays
 from ember.data.mnist import data_home, load_fashion_mnist, load_mnist, read_idx
 from ember.data.synthetic import blobs, circles, ellipses, moons, two_spirals, xor
 
 __all__ = [
     "DataLoader",
+    "BatchStream",
+    "Execution",
     "validate_arrays",
     "two_spirals",
     "ellipses",

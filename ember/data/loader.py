@@ -16,8 +16,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np  # host-side only: batches are gathered on the host, then handed to the backend
 
@@ -25,7 +25,7 @@ from ember import backend
 from ember import random as _random
 from ember.tensor import Tensor
 
-__all__ = ["DataLoader", "validate_arrays"]
+__all__ = ["DataLoader", "BatchStream", "Execution", "validate_arrays"]
 
 
 def _names(count: int) -> list[str]:
@@ -122,6 +122,117 @@ def _policy(a: np.ndarray) -> np.ndarray:
     if a.dtype.kind in "iu" and a.dtype != np.int64:
         return a.astype(np.int64)
     return a
+
+
+class Execution(NamedTuple):
+    """What one compiled call of a training loop runs: ``count`` steps from step number ``step``
+    of the epoch on the batches ``x`` and ``y`` (``y`` None without targets). With ``count == 1``
+    they are one batch; with more, the batches stacked along a new leading axis of that length.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.data import DataLoader
+        >>> loader = DataLoader((np.zeros((10, 3)), np.arange(10)), 4)
+        >>> [(e.step, e.count, e.x.shape) for e in loader.executions(per_execution=2)]
+        [(0, 2, (2, 4, 3)), (2, 1, (2, 3))]
+    """
+
+    step: int
+    x: Any
+    y: Any
+    count: int
+
+
+def _split(batch: Any) -> tuple[Any, Any]:
+    if isinstance(batch, (tuple, list)):
+        return batch[0], (batch[1] if len(batch) > 1 else None)
+    return batch, None
+
+
+def _stacked(batches: Iterable[Any], per_execution: int) -> Iterator[Execution]:
+    """Executions from single batches: up to ``per_execution`` batches of one shape stacked on
+    the device (a change of shape, e.g. a short last batch, starts a new execution)."""
+    chunk: list[tuple[Any, Any]] = []
+    step = 0
+
+    def flush() -> Execution:
+        if len(chunk) == 1:
+            return Execution(step, chunk[0][0], chunk[0][1], 1)
+        xp = backend.get().xp
+        xs = Tensor._make(xp.stack([x.data for x, _ in chunk]), False, None)
+        ys = None if chunk[0][1] is None else Tensor._make(
+            xp.stack([y.data for _, y in chunk]), False, None)
+        return Execution(step, xs, ys, len(chunk))
+
+    for batch in batches:
+        x, y = _split(batch)
+        if chunk and (x.shape != chunk[0][0].shape or len(chunk) == per_execution):
+            yield flush()
+            step, chunk = step + len(chunk), []
+        chunk.append((x, y))
+    if chunk:
+        yield flush()
+
+
+class BatchStream:
+    """Any iterable of ``(x, y)`` batches (or of ``x`` alone), a generator included, as a source
+    of training steps: arrays become Tensors with the :class:`DataLoader`'s dtype policy, and
+    ``steps`` batches make an epoch (``None``: until the iterable is exhausted). An iterable that
+    can be iterated again (a list) starts over when it is exhausted; a generator ends the run.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.data import BatchStream
+        >>> gen = ((np.ones((2, 3)), np.zeros(2, "int64")) for _ in range(5))
+        >>> [e.x.shape for e in BatchStream(gen).executions(steps=2)]
+        [(2, 3), (2, 3)]
+    """
+
+    def __init__(self, iterable: Iterable[Any]) -> None:
+        if not hasattr(iterable, "__iter__"):
+            raise TypeError(f"BatchStream: expected an iterable of (x, y) batches, got "
+                            f"{type(iterable).__name__}")
+        self.iterable = iterable
+        self._it: Iterator[Any] | None = None
+        self.exhausted = False
+
+    def _tensor(self, a: Any) -> Any:
+        if a is None or isinstance(a, Tensor):
+            return a
+        host = _policy(_host(a))
+        return Tensor._make(backend.get().asarray(host, dtype=host.dtype), False, None)
+
+    def batches(self, steps: int | None = None) -> Iterator[Any]:
+        """``steps`` batches as Tensors (``(x, y)`` tuples, or ``x``), from where the stream is;
+        ``None``: to the end of the iterable."""
+        taken, fresh = 0, False
+        while steps is None or taken < steps:
+            if self._it is None:
+                self._it, fresh = iter(self.iterable), True
+            try:
+                batch = next(self._it)
+            except StopIteration:
+                self._it = None
+                one_shot = iter(self.iterable) is self.iterable  # a generator or an iterator
+                self.exhausted = one_shot
+                if steps is None or one_shot or fresh:
+                    return
+                continue
+            fresh = False
+            if isinstance(batch, (tuple, list)):
+                x, y = _split(batch)
+                yield self._tensor(x), self._tensor(y)
+            else:
+                yield self._tensor(batch)
+            taken += 1
+
+    def executions(self, steps: int | None = None, per_execution: int = 1
+                   ) -> Iterator[Execution]:
+        """Executions of up to ``per_execution`` stacked batches (see :class:`Execution`)."""
+        return _stacked(self.batches(steps), per_execution)
+
+    def __len__(self) -> int:
+        return len(self.iterable)  # type: ignore[arg-type]
 
 
 class DataLoader:
@@ -467,6 +578,62 @@ class DataLoader:
             else:
                 self.position = step + 1
             yield batch
+
+    def batches(self, steps: int | None = None) -> Iterator[Any]:
+        """``steps`` batches from where the loader stands, running on into its next epochs when
+        needed; without ``steps``, the rest of the current epoch.
+
+        Example:
+            >>> import numpy as np
+            >>> from ember.data import DataLoader
+            >>> [b.shape for b in DataLoader(np.zeros((5, 2)), 2).batches(4)]
+            [(2, 2), (2, 2), (1, 2), (2, 2)]
+        """
+        taken = 0
+        while True:
+            for batch in self:
+                yield batch
+                taken += 1
+                if steps is not None and taken >= steps:
+                    return
+            if steps is None or taken == 0:
+                return
+
+    def executions(self, steps: int | None = None, per_execution: int | str = 1
+                   ) -> Iterator[Execution]:
+        """How a training loop runs ``steps`` steps (default: the rest of this epoch): one
+        :class:`Execution` per compiled call, each of up to ``per_execution`` steps (``"epoch"``:
+        all of them). In-memory arrays are cut straight from the (device-resident) epoch, stacked
+        as ``(count, batch, ...)``; a short last batch, the steps that run on into the next
+        epoch and data sets go batch by batch, stacked on the device when ``per_execution > 1``.
+
+        Example:
+            >>> import numpy as np
+            >>> from ember.data import DataLoader
+            >>> loader = DataLoader(np.zeros((10, 3)), 4)
+            >>> [(e.step, e.count) for e in loader.executions(per_execution="epoch")]
+            [(0, 2), (2, 1)]
+        """
+        total = len(self) - self.position if steps is None else int(steps)
+        k = total if per_execution == "epoch" else int(per_execution)
+        if k <= 1 or self._arrays is None:
+            yield from _stacked(self.batches(steps), max(k, 1))
+            return
+        step = 0
+        while step < total:
+            stacked = self.next_batches(min(k, total - step))
+            if stacked is None:  # no full batch left in this epoch: the rest one by one
+                for ex in _stacked(self.batches(total - step), k):
+                    yield ex._replace(step=ex.step + step)
+                return
+            xs, ys = _split(stacked)
+            n = int(xs.shape[0])
+            if n == 1:
+                yield Execution(step, Tensor._make(xs.data[0], False, None),
+                                None if ys is None else Tensor._make(ys.data[0], False, None), 1)
+            else:
+                yield Execution(step, xs, ys, n)
+            step += n
 
     def epoch_arrays(self, epoch: int | None = None) -> Any:
         """A whole epoch pre-batched: Tensors of shape ``(steps, batch_size, ...)``.

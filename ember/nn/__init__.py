@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 from ember.nn import init, registry
+from ember.nn import summary as _summary  # noqa: F401  (attaches Module.summary)
 from ember.nn.activations import (
     ACTIVATIONS,
     GELU,

@@ -141,8 +141,8 @@ def _dense(f: dict[str, Any], shape: Shape | None, where: str) -> tuple[list[Mod
 
 
 def _conv2d(f: dict[str, Any], shape: Shape | None, where: str) -> tuple[list[Module], Any]:
-    import ember
     from ember.nn.conv import Conv2D
+    from ember.ops.conv import conv2d
 
     c_in = f["in_channels"]
     if c_in is None:
@@ -155,8 +155,8 @@ def _conv2d(f: dict[str, Any], shape: Shape | None, where: str) -> tuple[list[Mo
 
     def run(x: Any) -> Any:
         w = zeros((int(f["filters"]), x.shape[1], *kernel))
-        return ember.conv2d(x, w, None, stride=_tuple(f["stride"]),  # type: ignore[attr-defined]
-                            padding=_tuple(f["padding"]), dilation=_tuple(f["dilation"]))
+        return conv2d(x, w, None, stride=_tuple(f["stride"]), padding=_tuple(f["padding"]),
+                      dilation=_tuple(f["dilation"]))
 
     out = _probe(shape, run, where)
     return [layer, *_activation_modules(f["activation"], where)], out

@@ -16,7 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ember.nn.module import Module
@@ -36,7 +36,8 @@ def _index(container: Module, idx: int) -> int:
 
 
 class Sequential(Module):
-    """Modules called one after the other, named ``"0"``, ``"1"``… (or by the keys of a dict).
+    """Modules called one after the other, named ``"0"``, ``"1"``… (or by the keys of a dict);
+    given as arguments or as one list.
 
     Indexing gives a module, slicing a new Sequential holding the same modules.
 
@@ -49,8 +50,10 @@ class Sequential(Module):
         )
     """
 
-    def __init__(self, *modules: Module | Mapping[str, Module]) -> None:
+    def __init__(self, *modules: Module | Mapping[str, Module] | Sequence[Module]) -> None:
         super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], (list, tuple)):
+            modules = tuple(modules[0])  # Sequential([a, b]) as Sequential(a, b)
         if len(modules) == 1 and isinstance(modules[0], Mapping):
             for name, m in modules[0].items():
                 self.add_module(name, m)

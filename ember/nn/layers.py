@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import ember
 from ember import backend
 from ember import random as _random
 from ember.function import no_grad
@@ -32,6 +31,7 @@ from ember.nn import init as _init
 from ember.nn.activations import get_activation
 from ember.nn.containers import Sequential
 from ember.nn.module import Module, Parameter
+from ember.ops.dropout import dropout
 from ember.tensor import Tensor
 
 __all__ = [
@@ -308,7 +308,7 @@ class Dropout(Module):
             return x
         keys = backend.get().split(self.key.data, 2)
         self.key = keys[0]
-        return ember.dropout(x, self.p, keys[1])  # type: ignore[attr-defined, no-any-return]
+        return dropout(x, self.p, keys[1])
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

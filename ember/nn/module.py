@@ -36,7 +36,6 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from ember import backend
-from ember.function import no_grad
 from ember.nn import init as _init
 from ember.tensor import Tensor, as_array
 
@@ -601,6 +600,24 @@ class Module:
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
+    def state_arrays(self) -> list[Any]:
+        """The state protocol (see :func:`ember.jit`): the arrays of every parameter, then of
+        every buffer; :meth:`bind` takes such a list back (gradients are not part of it).
+
+        Example:
+            >>> from ember import nn
+            >>> layer = nn.Linear(2, 3)
+            >>> [a.shape for a in layer.state_arrays()]
+            [(3, 2), (3,)]
+            >>> layer.bind(layer.state_arrays())
+        """
+        return [t.data for t in (*self.parameters(), *self.buffers())]
+
+    def bind(self, arrays: list[Any]) -> None:
+        """The state protocol: rebind every parameter's and buffer's ``.data`` to ``arrays``."""
+        for t, a in zip((*self.parameters(), *self.buffers()), arrays, strict=True):
+            t.data = a
+
     def materialize(self) -> Module:
         """Draw every lazy parameter now (normally done on first use); returns ``self``."""
         for _ in self.named_parameters():  # draws as it goes
@@ -861,134 +878,6 @@ class Module:
         for name, p in self._parameters.items():
             if p is not None:
                 p._set_owner(self, name)
-
-    # -- Keras-style training (an ember.Trainer held by the module) -------------------------------
-    def compile(self, optimizer: Any = "adam", loss: Any = None, metrics: Any = None,
-                loss_weights: Any = None, **trainer_options: Any) -> None:
-        """Attach an ``ember.Trainer`` for :meth:`fit`, :meth:`evaluate` and :meth:`predict`.
-
-        Args:
-            optimizer: an ``ember.optim`` optimizer over this module's parameters, or a name
-                (``"adam"``, ``"sgd"``, ... with Keras's default learning rate).
-            loss: a loss, a name, or a list of losses (weighted by ``loss_weights``).
-            metrics: metrics or names (``"accuracy"``, ...).
-            loss_weights: one weight per loss of a list.
-            **trainer_options: ``jit``, ``steps_per_execution``, ``devices`` (data parallelism on
-                JAX; see ``ember.Trainer``).
-
-        Example:
-            >>> import numpy as np
-            >>> from ember import nn
-            >>> model = nn.Linear(2, 1)
-            >>> model.compile("sgd", "mse")
-            >>> x, y = np.ones((4, 2), "float32"), np.zeros((4, 1), "float32")
-            >>> len(model.fit(x, y, epochs=2, verbose=0).history["loss"])
-            2
-        """
-        from ember.train.trainer import Trainer  # train/ sits above nn/: imported when used
-
-        trainer = Trainer(self, loss, optimizer, metrics=metrics, loss_weights=loss_weights,
-                          **trainer_options)
-        object.__setattr__(self, "_trainer", trainer)
-
-    def _compiled(self, method: str) -> Any:
-        trainer = self.__dict__.get("_trainer")
-        if trainer is None:
-            raise RuntimeError(f"{type(self).__name__}.{method}: the model is not compiled; call "
-                               f"model.compile(optimizer, loss) first (or use ember.Trainer)")
-        return trainer
-
-    def fit(self, *args: Any, **kwargs: Any) -> Any:
-        """``Trainer.fit`` with the trainer of :meth:`compile`; returns the ``History``."""
-        return self._compiled("fit").fit(*args, **kwargs)
-
-    def evaluate(self, *args: Any, **kwargs: Any) -> Any:
-        """``Trainer.evaluate`` with the trainer of :meth:`compile`; returns a dict."""
-        return self._compiled("evaluate").evaluate(*args, **kwargs)
-
-    def predict(self, *args: Any, **kwargs: Any) -> Any:
-        """``Trainer.predict`` with the trainer of :meth:`compile`; returns a Tensor."""
-        return self._compiled("predict").predict(*args, **kwargs)
-
-    # -- summary -----------------------------------------------------------------------------------
-    def summary(self, input_shape: tuple[int, ...], dtype: Any = None,
-                print_fn: Callable[[str], Any] | None = print) -> str:
-        """Print and return a table of each layer's output shape and parameter counts.
-
-        Runs one forward pass on zeros of shape ``(1, *input_shape)`` (``input_shape`` is one
-        sample's shape, without the batch axis) under ``no_grad`` in eval mode, so no running
-        statistic or random key changes. The rows are the leaf layers (and any layer with its own
-        parameters) in registration order; counts are of parameters (``requires_grad=False`` ones
-        are non-trainable); buffers are not counted. Pass ``print_fn=None`` to only return it.
-
-        Example:
-            >>> from ember import nn
-            >>> text = nn.Sequential(nn.Linear(4, 3), nn.ReLU()).summary((4,), print_fn=None)
-            >>> print(text)  # doctest: +NORMALIZE_WHITESPACE
-            Layer        Output shape   Params   Trainable
-            ----------------------------------------------
-            0 (Linear)   (None, 3)      15       15
-            1 (ReLU)     (None, 3)      0        0
-            ----------------------------------------------
-            Total params: 15
-            Trainable params: 15
-            Non-trainable params: 0
-        """
-        from ember.creation import zeros
-
-        params = list(self.parameters())
-        if dtype is None:
-            floats = [p.dtype for p in params if p.dtype.kind == "f"]
-            dtype = floats[0] if floats else backend.default_float
-        rows_mods = [(n, m) for n, m in self.named_modules()
-                     if not m._modules or m._parameters]
-        shapes: dict[int, Any] = {}
-        handles = []
-        for _, m in rows_mods:
-            def hook(mod: Module, args: Any, out: Any) -> None:
-                shapes[id(mod)] = out.shape if isinstance(out, Tensor) else type(out).__name__
-            handles.append(m.register_forward_hook(hook))
-        modes = [(m, m.training) for m in self.modules()]
-        self.eval()
-        try:
-            with no_grad():
-                self(zeros((1, *input_shape), dtype=dtype))
-        finally:
-            for h in handles:
-                h.remove()
-            for m, mode in modes:
-                object.__setattr__(m, "training", mode)
-
-        def fmt(shape: Any) -> str:
-            if not isinstance(shape, tuple):
-                return str(shape)
-            return "(" + ", ".join(["None", *map(str, shape[1:])]) + (",)" if len(shape) == 1
-                                                                      else ")")
-
-        table = []
-        for name, m in rows_mods:
-            own = [p for p in m._parameters.values() if p is not None]
-            n_all = sum(p.size for p in own)
-            n_train = sum(p.size for p in own if p.requires_grad)
-            label = f"{name} ({type(m).__name__})" if name else type(m).__name__
-            shape = fmt(shapes[id(m)]) if id(m) in shapes else "(not called)"
-            table.append((label, shape, f"{n_all:,}", f"{n_train:,}"))
-        header = ("Layer", "Output shape", "Params", "Trainable")
-        widths = [max(len(r[i]) for r in [header, *table]) + 3 for i in range(4)]
-        widths[-1] -= 3
-
-        def line(r: tuple[str, ...]) -> str:
-            return "".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
-
-        total = sum(p.size for p in params)
-        trainable = sum(p.size for p in params if p.requires_grad)
-        rule = "-" * sum(widths)
-        out = "\n".join([line(header), rule, *map(line, table), rule,
-                         f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-                         f"Non-trainable params: {total - trainable:,}"])
-        if print_fn is not None:
-            print_fn(out)
-        return out
 
 
 def _check_name(module: Module, name: str) -> None:

@@ -32,6 +32,7 @@ from ember.optim.optimizers import (
     Momentum,
     RMSProp,
     RMSprop,
+    get,
 )
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "clip_grad_value_",
     "from_optax",
     "OptaxOptimizer",
+    "get",
     "schedules",
     "rules",
 ]

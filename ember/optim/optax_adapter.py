@@ -98,6 +98,14 @@ class OptaxOptimizer(Optimizer):
         self._step = self._step + 1
         return loss
 
+    def state_arrays(self) -> list[Any]:
+        """The state protocol: the step count and every leaf of optax's state."""
+        return [self._step, *self._leaves]
+
+    def bind(self, arrays: list[Any]) -> None:
+        """The state protocol: take a list made like :meth:`state_arrays` as the state."""
+        self._step, self._leaves = arrays[0], list(arrays[1:])
+
     def state_dict(self) -> dict[str, Any]:
         """``"step"`` and every leaf of optax's state, named by its path in the state tree."""
         return {"step": self._step, **dict(zip(self._names, self._leaves))}

@@ -295,6 +295,46 @@ class Optimizer:
                 p.grad = Tensor(xp.zeros_like(p.grad.data))
 
     # -- state -----------------------------------------------------------------------------------
+    def params(self) -> list[Tensor]:
+        """Every parameter, in group order (the numbering of :meth:`state_dict`).
+
+        Example:
+            >>> import ember
+            >>> w = ember.zeros(2, requires_grad=True)
+            >>> ember.optim.SGD([w], lr=0.1).params()[0] is w
+            True
+        """
+        return self._params
+
+    def state_arrays(self) -> list[Any]:
+        """The state protocol (see :func:`ember.jit`): every array a step changes, in the order
+        of :meth:`state_dict`; :meth:`bind` takes such a list back.
+
+        Example:
+            >>> import ember
+            >>> opt = ember.optim.Adam([ember.zeros(2, requires_grad=True)])
+            >>> len(opt.state_arrays())  # step, lr, exp_avg, exp_avg_sq
+            4
+            >>> opt.bind(opt.state_arrays())
+        """
+        out = [self._step]
+        out += [self._lr_array(g["lr"], gi) for gi, g in enumerate(self.param_groups)]
+        for arrays in self.state.values():
+            out += arrays.values()
+        return out
+
+    def bind(self, arrays: list[Any]) -> None:
+        """The state protocol: take a list made like :meth:`state_arrays` as the state, as it
+        is (arrays or JAX tracers; nothing is copied or checked)."""
+        self._step = arrays[0]
+        k = 1
+        for group in self.param_groups:
+            group["lr"] = arrays[k]
+            k += 1
+        for i, old in self.state.items():
+            self.state[i] = dict(zip(old, arrays[k:k + len(old)]))
+            k += len(old)
+
     def state_dict(self) -> dict[str, Any]:
         """Every array the optimizer changes, as a flat ``name -> array`` dict.
 

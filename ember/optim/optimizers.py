@@ -292,3 +292,33 @@ class AdamW(Adam):
 
 Adagrad = AdaGrad  # PyTorch's spelling
 RMSprop = RMSProp  # PyTorch's spelling
+
+
+#: optimizer name -> (class, default learning rate: Keras's defaults); what :func:`get`,
+#: ``Trainer(optimizer="adam")`` and config files name
+REGISTRY: dict[str, tuple[type[Optimizer], float]] = {
+    "sgd": (SGD, 0.01),
+    "momentum": (Momentum, 0.01),
+    "adagrad": (AdaGrad, 0.01),
+    "rmsprop": (RMSProp, 1e-3),
+    "adam": (Adam, 1e-3),
+    "adamw": (AdamW, 1e-3),
+}
+
+
+def get(name: str, params: ParamsT, **options: Any) -> Optimizer:
+    """The optimizer called ``name`` over ``params``; ``lr`` defaults to Keras's rate for it.
+
+    Example:
+        >>> import ember
+        >>> opt = ember.optim.get("adamw", [ember.zeros(2, requires_grad=True)], weight_decay=0.1)
+        >>> type(opt).__name__, float(opt.param_groups[0]["lr"])
+        ('AdamW', 0.0010000000474974513)
+    """
+    key = name.strip().lower() if isinstance(name, str) else name
+    if key not in REGISTRY:
+        raise ValueError(f"optim.get: unknown optimizer {name!r}; valid names: "
+                         f"{', '.join(REGISTRY)} (or pass an ember.optim optimizer)")
+    cls, lr = REGISTRY[key]
+    options.setdefault("lr", lr)
+    return cls(params, **options)

@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 # -- trainer and callbacks (T) --
-from ember.train import callbacks
+from ember.train import callbacks, compile  # noqa: F401  (compile attaches Module.fit)
 from ember.train.trainer import History, Trainer, train_one_step
 
 __all__ = ["Trainer", "History", "train_one_step", "callbacks"]

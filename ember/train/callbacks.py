@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ember import backend
+from ember.nn.monitor import Monitor
 
 __all__ = [
     "Callback",
@@ -49,6 +50,7 @@ __all__ = [
     "CSVLogger",
     "LambdaCallback",
     "ProgbarLogger",
+    "MonitorCallback",
     "format_logs",
 ]
 
@@ -139,7 +141,8 @@ class CallbackList:
 
     def __init__(self, callbacks: Sequence[Callback] | None, trainer: Any, verbose: int = 0,
                  epochs: int = 1) -> None:
-        given = list(callbacks or [])
+        given = [MonitorCallback(cb) if isinstance(cb, Monitor) else cb
+                 for cb in (callbacks or [])]
         for cb in given:
             if not isinstance(cb, Callback):
                 raise TypeError(f"Trainer.fit: callbacks must be ember.callbacks.Callback "
@@ -154,6 +157,7 @@ class CallbackList:
         for cb in self.callbacks:
             cb.set_trainer(trainer)
         self.needs_sync_batches = any(cb._wants_batches() for cb in self.callbacks)
+        self.needs_gradients = any(getattr(cb, "needs_gradients", False) for cb in self.callbacks)
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         for cb in self.callbacks:
@@ -190,6 +194,38 @@ class CallbackList:
         requests = list(self.trainer._checkpoint_requests)
         self.trainer._checkpoint_requests = []
         return requests
+
+
+class MonitorCallback(Callback):
+    """An :class:`ember.nn.Monitor` in ``fit``: it records after every step, with that step's
+    gradients (``fit(callbacks=[nn.Monitor(model)])`` wraps the monitor in this itself). With
+    ``steps_per_execution > 1`` a stacked execution keeps no per-step gradient: those steps
+    record NaN norms.
+
+    Example:
+        >>> import numpy as np
+        >>> import ember
+        >>> from ember import nn
+        >>> model = nn.Linear(2, 1)
+        >>> monitor = nn.Monitor(model)
+        >>> x, y = np.ones((8, 2), "float32"), np.zeros((8, 1), "float32")
+        >>> _ = ember.Trainer(model, "mse", "sgd").fit(x, y, batch_size=4, callbacks=[monitor],
+        ...                                            verbose=0)
+        >>> monitor.steps, monitor.history()["weight/grad_norm"].shape
+        (2, (2,))
+    """
+
+    needs_gradients = True
+
+    def __init__(self, monitor: Monitor) -> None:
+        super().__init__()
+        self.monitor = monitor
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.monitor.step()
+
+    def _wants_batches(self) -> bool:
+        return True
 
 
 def _mode(monitor: str, mode: str, owner: str) -> str:
@@ -553,8 +589,10 @@ class LambdaCallback(Callback):
 class ProgbarLogger(Callback):
     """Progress output (added by the Trainer for ``verbose`` 1 and 2).
 
-    ``verbose=1`` on a terminal: a tqdm bar per epoch with the running loss and, at the end, the
-    epoch's logs. Otherwise (``verbose=2``, or output that is not a terminal: a log file, CI):
+    ``verbose=1`` on a terminal: a tqdm bar per epoch (its total known from the first epoch) with
+    the running loss and metrics, then the epoch's logs as one line, in the same ``name: value``
+    format, so that validation numbers stay visible on an 80-column terminal. Otherwise
+    (``verbose=2``, or output that is not a terminal: a log file, CI):
     one plain line per epoch, no carriage returns or backspaces.
 
     Example:
@@ -606,21 +644,18 @@ class ProgbarLogger(Callback):
         now = time.perf_counter()
         if now - self._shown > 0.2:  # tqdm redraws at most this often anyway
             self._shown = now
-            postfix = {"loss": f"{self._total / max(self._seen, 1):.4f}"}
             running = getattr(self.trainer, "_running_logs", None)
-            if running is not None:
-                postfix.update({k: f"{v:.4f}" for k, v in running().items()
-                                if k != "loss" and isinstance(v, float)})
-            self._bar.set_postfix(postfix, refresh=False)
+            logs = running() if running is not None else {}
+            logs = {**logs, "loss": self._total / max(self._seen, 1)}
+            self._bar.set_postfix_str(" - ".join(format_logs(
+                {k: v for k, v in logs.items() if isinstance(v, float)})), refresh=False)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         parts = format_logs(logs or {})
         seconds = time.perf_counter() - self._start
-        if self._bar is not None:
-            self._bar.set_postfix_str(" - ".join(parts), refresh=True)
-            self._bar.close()
+        if self._bar is not None:  # the bar stays as it is; the summary, as Keras, on its own
+            self._bar.close()  # line, which a narrow terminal wraps instead of cutting off
             self._bar = None
-            return
         steps = "" if self.steps is None else f" - {self.steps} steps"
         print(f"Epoch {epoch + 1}/{self.epochs}{steps} - {seconds:.2f}s - " + " - ".join(parts),
               file=self._out(), flush=True)

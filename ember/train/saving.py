@@ -33,6 +33,7 @@ import numpy as np  # host-side: arrays on disk
 
 from ember import backend
 from ember import nn as _nn
+from ember._version import __version__
 from ember.nn import registry
 from ember.nn.module import Module, Parameter
 from ember.train import checkpoint as _ckpt
@@ -94,8 +95,6 @@ def save_model(model: Module, path: str | os.PathLike[str]) -> None:
     _check_rebuilds(model, tree)
     arrays = _ckpt._flat_arrays(model.state_dict(), "ember.save: model.state_dict()")
     frozen = [k for k, p in model.named_parameters() if not p.requires_grad]
-    from ember import __version__
-
     metadata = {
         "format": _MODEL_FORMAT, "format_version": str(MODEL_FORMAT_VERSION),
         "ember_version": __version__, "model": json.dumps(tree),

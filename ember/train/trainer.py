@@ -40,7 +40,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ import numpy as np  # host-side bookkeeping only (validation split, logs); math 
 
 from ember import backend, distributed
 from ember import random as _random
-from ember.data.loader import DataLoader, validate_arrays
+from ember.data.loader import BatchStream, DataLoader, validate_arrays
 from ember.function import no_grad
 from ember.jit import JitFunction, state_slots
 from ember.jit import jit as _jit
@@ -61,15 +61,8 @@ from ember.train import callbacks as _callbacks
 
 __all__ = ["Trainer", "History", "train_one_step"]
 
-#: optimizer name -> (class, default learning rate: Keras's defaults)
-OPTIMIZERS: dict[str, tuple[type[Optimizer], float]] = {
-    "sgd": (_optimizers.SGD, 0.01),
-    "momentum": (_optimizers.Momentum, 0.01),
-    "adagrad": (_optimizers.AdaGrad, 0.01),
-    "rmsprop": (_optimizers.RMSProp, 1e-3),
-    "adam": (_optimizers.Adam, 1e-3),
-    "adamw": (_optimizers.AdamW, 1e-3),
-}
+#: optimizer name -> (class, default learning rate); the registry lives in ember.optim
+OPTIMIZERS = _optimizers.REGISTRY
 
 CHECKPOINT_FORMAT = "ember.trainer/1"
 
@@ -158,12 +151,10 @@ def _resolve_optimizer(optimizer: Any, model: Module) -> Optimizer:
     if isinstance(optimizer, Optimizer):
         return optimizer
     if isinstance(optimizer, str):
-        key = optimizer.strip().lower()
-        if key not in OPTIMIZERS:
-            raise ValueError(f"Trainer: unknown optimizer {optimizer!r}; valid names: "
-                             f"{', '.join(OPTIMIZERS)} (or pass an ember.optim optimizer)")
-        cls, lr = OPTIMIZERS[key]
-        return cls(model.parameters(), lr=lr)  # type: ignore[call-arg]
+        try:
+            return _optimizers.get(optimizer, model.parameters())
+        except ValueError as e:
+            raise ValueError(f"Trainer: {str(e).removeprefix('optim.get: ')}") from None
     raise TypeError(f"Trainer: optimizer must be an ember.optim.Optimizer or a name "
                     f"({', '.join(OPTIMIZERS)}), got {type(optimizer).__name__}")
 
@@ -224,20 +215,6 @@ def _batch_size(x: Any) -> int:
     return int(x.shape[0])
 
 
-def _limited(loader: DataLoader, steps: int | None) -> Iterator[Any]:
-    """``steps`` batches from the loader, running on into its next epochs when needed; without
-    ``steps``, the rest of the loader's current epoch."""
-    taken = 0
-    while True:
-        for batch in loader:
-            yield batch
-            taken += 1
-            if steps is not None and taken >= steps:
-                return
-        if steps is None or taken == 0:
-            return
-
-
 def _is_array(a: Any) -> bool:
     return isinstance(a, Tensor) or (hasattr(a, "shape") and hasattr(a, "dtype")) or isinstance(
         a, list)
@@ -247,6 +224,137 @@ def _host(a: Any) -> Any:
     if isinstance(a, Tensor):
         return backend.get().to_numpy(a.data) if backend.get().owns(a.data) else np.asarray(a.data)
     return np.asarray(a)
+
+
+def _keep(ok: Any, new: Any, old: Any) -> Any:
+    """``new`` where ``ok``, else ``old``: a Python choice on concrete values, ``where`` over the
+    arrays when traced (the same step body runs both ways)."""
+    if not backend.is_traced(ok):
+        return new if bool(ok) else old
+    return _select(ok, new, old)
+
+
+def _tensors(tree: dict[str, dict[str, Any]]) -> dict[str, dict[str, Tensor]]:
+    return {k: {kk: Tensor._make(a, False, None) for kk, a in v.items()} for k, v in tree.items()}
+
+
+def _arrays(tree: dict[str, dict[str, Tensor]]) -> dict[str, dict[str, Any]]:
+    return {k: {kk: t.data for kk, t in v.items()} for k, v in tree.items()}
+
+
+def _is_stream(x: Any) -> bool:
+    """A generator, an iterator, or an iterable that is neither an array nor a data set."""
+    if isinstance(x, (Tensor, DataLoader, str, bytes, dict, tuple, list)) or _is_array(x):
+        return False
+    return hasattr(x, "__next__") or (hasattr(x, "__iter__") and not hasattr(x, "__getitem__"))
+
+
+def _is_dataset(x: Any) -> bool:
+    """An object with ``__len__`` and ``__getitem__`` that is not an array or a sequence."""
+    return (hasattr(x, "__len__") and hasattr(x, "__getitem__") and not _is_array(x)
+            and not isinstance(x, (tuple, list, str, bytes, dict, DataLoader)))
+
+
+def _first_batch(ex: Any) -> tuple[Any, Any]:
+    if ex.count == 1:
+        return ex.x, ex.y
+    return ex.x[0], None if ex.y is None else ex.y[0]
+
+
+def _epoch_steps(source: Any, steps: int | None) -> int | None:
+    """The steps the epoch will run (for the progress bar), None when not known."""
+    if steps is not None:
+        return steps
+    if isinstance(source, DataLoader):
+        return len(source) - source.position
+    return len(source.iterable) if hasattr(source.iterable, "__len__") else None
+
+
+def _check_fit_args(owner: str, epochs: Any, steps_per_epoch: Any, validation_steps: Any,
+                    validation_split: Any, validation_freq: Any, verbose: Any) -> None:
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"{owner}: epochs must be a non-negative integer, got {epochs!r}")
+    _check_positive_int(owner, "steps_per_epoch", steps_per_epoch, allow_none=True)
+    _check_positive_int(owner, "validation_steps", validation_steps, allow_none=True)
+    if not isinstance(validation_split, (int, float)) or not 0.0 <= validation_split < 1.0:
+        raise ValueError(f"{owner}: validation_split must be in [0, 1), got "
+                         f"{validation_split!r}")
+    if isinstance(validation_freq, (int, np.integer)):
+        _check_positive_int(owner, "validation_freq", validation_freq)
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"{owner}: verbose must be 0, 1 or 2, got {verbose!r}")
+
+
+def _split_validation(owner: str, x: Any, y: Any, validation_data: Any, fraction: float,
+                      seed: int) -> tuple[Any, Any, Any]:
+    """``(x_train, y_train, (x_val, y_val))``: a shuffled hold-out of ``fraction`` of the data."""
+    if isinstance(x, DataLoader) or _is_stream(x) or _is_dataset(x):
+        raise ValueError(f"{owner}: validation_split needs arrays; x is a {type(x).__name__} "
+                         f"(pass validation_data instead)")
+    if validation_data is not None:
+        raise ValueError(f"{owner}: pass validation_data or validation_split, not both")
+    if isinstance(x, (tuple, list)) and y is None and len(x) == 2:
+        x, y = x
+    n = validate_arrays(x, y, names=["x", "y"], owner=owner)
+    n_train = int(math.ceil(n * (1.0 - fraction)))
+    if n_train == n or n_train == 0:
+        raise ValueError(f"{owner}: validation_split={fraction} of {n} samples leaves "
+                         f"{n_train} for training and {n - n_train} for validation; both need "
+                         f"at least one")
+    perm = np.random.default_rng([seed, 0x5EED]).permutation(n)
+    xh, yh = _host(x), (None if y is None else _host(y))
+    val = (xh[perm[n_train:]], None if yh is None else yh[perm[n_train:]])
+    return xh[perm[:n_train]], (None if yh is None else yh[perm[:n_train]]), val
+
+
+class _LossReport:
+    """Hands each step's loss to ``on_batch_end`` and keeps the epoch's mean loss. Unless a
+    callback needs every batch at once (``sync``), losses are read in groups (one transfer each
+    64 steps or 0.2 s), so that compiled steps queue up without waiting; the state of a step with
+    a non-finite loss was kept inside the step, so a late stop is exact."""
+
+    def __init__(self, cbs: Any, trainer: Any) -> None:
+        self.cbs, self.trainer = cbs, trainer
+        self.sync = cbs.needs_sync_batches
+        self.pending: list[tuple[int, Any, int]] = []  # (step, loss, batch size)
+        self.last = time.perf_counter()
+        self.total, self.count = 0.0, 0
+
+    def add(self, ex: Any, losses: Tensor) -> bool:
+        """Queue the losses of one execution; True when a callback stopped training."""
+        if ex.count == 1:
+            self.pending.append((ex.step, losses.data, _batch_size(ex.x)))
+        else:
+            n = int(ex.x.shape[1])
+            host = backend.get().to_numpy(losses.data).tolist()
+            self.pending += [(ex.step + i, float(v), n) for i, v in enumerate(host)]
+        return self.flush(force=False)
+
+    def flush(self, force: bool) -> bool:
+        if not self.pending:
+            return False
+        now = time.perf_counter()
+        if not (force or self.sync or len(self.pending) >= 64 or now - self.last > 0.2):
+            return False
+        self.last = now
+        values = [p[1] for p in self.pending]
+        on_device = [i for i, v in enumerate(values) if not isinstance(v, float)]
+        if on_device:  # one transfer for the group (a host-side stack: nothing compiles)
+            fetched = backend.get().to_numpy([values[i] for i in on_device]).tolist()
+            for i, v in zip(on_device, fetched):
+                values[i] = float(v)
+        batch, self.pending = self.pending, []
+        for (s, _, n), v in zip(batch, values):
+            if math.isfinite(v):  # the epoch's loss: the mean over its finite steps
+                self.total += v * n
+                self.count += n
+            self.cbs.on_batch_end(s, {"loss": v, "size": n})
+            if self.trainer.stop_training:
+                return True
+        return False
+
+    def mean(self) -> float:
+        return self.total / self.count if self.count else math.nan
 
 
 # -- the Trainer -----------------------------------------------------------------------------------
@@ -325,7 +433,7 @@ class Trainer:
         self.stop_training = False
         self.history = History()
         self._slots = state_slots(model, self.optimizer)
-        self._train_loader: DataLoader | None = None
+        self._train_loader: Any = None
         self._split_seed: int | None = None
         self._epoch = 0
         self._callbacks: list[Any] = []
@@ -357,57 +465,41 @@ class Trainer:
             return out
 
         def train_step(model: Module, opt: Optimizer, x: Tensor, y: Any,
-                       mstate: dict[str, Any], alive: Tensor) -> Any:
-            xp = backend.get().xp
-            if not backend.is_traced(alive.data):  # eager: branch in Python, copy nothing
-                before = [b.data for b in model.buffers() if b is not None]
-                key = _random.get_state()
-                pred = model(x)
-                loss = loss_fn(pred, y)
-                if not (bool(alive.data) and bool(xp.isfinite(loss.data))):
-                    for b, a in zip([b for b in model.buffers() if b is not None], before):
-                        b.data = a
-                    _random.set_state(key)
-                    return loss, mstate, Tensor._make(xp.asarray(False), False, None)
-                loss.backward()
-                opt.step()
-                opt.zero_grad()
-                return loss, update_metrics(mstate, pred, y, loss), alive
-            # compiled: the same step, then keep the old state where the loss is not finite
+                       mstate: dict[str, Any], alive: Tensor, keep_grads: bool = False) -> Any:
+            """One step, the same code eagerly and traced; a step whose loss is not finite (or
+            that follows one, ``alive`` False) keeps the state from before it. ``keep_grads``
+            leaves the gradients on the parameters after the step (for nn.Monitor)."""
+            opt.zero_grad()  # first: gradients a step never reads are not carried by ember.jit
             old = slots.get()
             pred = model(x)
             loss = loss_fn(pred, y)
             loss.backward()
             opt.step()
-            opt.zero_grad()
+            if not keep_grads:
+                opt.zero_grad()
             new_m = update_metrics(mstate, pred, y, loss)
+            xp = backend.get().xp
             ok = xp.logical_and(alive.data, xp.isfinite(loss.data))
-            slots.set(_select(ok, slots.get(), old))
-            return loss, _select(ok, new_m, mstate), Tensor._make(ok, False, None)
+            slots.set(_keep(ok, slots.get(), old))
+            return loss, _keep(ok, new_m, mstate), Tensor._make(ok, False, None)
 
         def scan_steps(model: Module, opt: Optimizer, xs: Tensor, ys: Any,
                        mstate: dict[str, Any], alive: Tensor) -> Any:
-            def wrap(tree: Any) -> Any:
-                return {k: {kk: Tensor._make(a, False, None) for kk, a in v.items()}
-                        for k, v in tree.items()}
-
-            def unwrap(tree: Any) -> Any:
-                return {k: {kk: t.data for kk, t in v.items()} for k, v in tree.items()}
-
+            """``train_step`` over batches stacked along a leading axis (one ``scan``)."""
             def body(carry: Any, batch: Any) -> Any:
                 state, m, alv = carry
                 slots.set(state)
                 y = None if ys is None else Tensor._make(batch[1], False, None)
                 loss, m2, alv2 = train_step(model, opt, Tensor._make(batch[0], False, None), y,
-                                            wrap(m), Tensor._make(alv, False, None))
-                return (slots.get(), unwrap(m2), alv2.data), loss.data
+                                            _tensors(m), Tensor._make(alv, False, None))
+                return (slots.get(), _arrays(m2), alv2.data), loss.data
 
             batches = (xs.data,) if ys is None else (xs.data, ys.data)
-            final, losses = backend.get().scan(body, (slots.get(), unwrap(mstate), alive.data),
+            final, losses = backend.get().scan(body, (slots.get(), _arrays(mstate), alive.data),
                                                batches)
             slots.set(final[0])
-            return Tensor._make(losses, False, None), wrap(final[1]), Tensor._make(final[2], False,
-                                                                                 None)
+            return (Tensor._make(losses, False, None), _tensors(final[1]),
+                    Tensor._make(final[2], False, None))
 
         def test_step(model: Module, x: Tensor, y: Any, mstate: dict[str, Any]) -> Any:
             with no_grad():
@@ -444,14 +536,13 @@ class Trainer:
             state[m.name] = dict(m.init())
         return state
 
-    def _materialize_metrics(self, batch: Any) -> bool:
-        """Give metrics whose state is made on the first update (``init()`` is ``{}``) their
-        state now, from the shapes of a one-sample eval-mode prediction, so that the state of a
-        compiled step (and of a scan's carry) keeps one structure. True if any was made."""
+    def _materialize_metrics(self, x: Any, y: Any) -> None:
+        """Give metrics whose state is made on the first update (``init()`` is ``{}``, e.g. a
+        confusion matrix of unknown size) their state from the shapes of a one-sample eval-mode
+        prediction, so that a compiled step (and a scan's carry) keeps one state structure."""
         lazy = [m for m in self.metrics if not m.init()]
-        if not lazy:
-            return False
-        x, y = _split_batch(batch)
+        if not lazy or not self.compiled:
+            return
         was_training, key = self.model.training, _random.get_state()
         self.model.eval()
         try:
@@ -463,7 +554,6 @@ class Trainer:
         empty_y = None if y is None else Tensor._make(y.data[:0], False, None)
         for m in lazy:
             m.update(m.init(), Tensor._make(pred.data[:0], False, None), empty_y)
-        return True
 
     def _results(self, mstate: dict[str, dict[str, Any]], prefix: str = "",
                  loss: float | None = None) -> dict[str, Any]:
@@ -480,26 +570,38 @@ class Trainer:
         """The epoch's logs so far (for the progress bar)."""
         return self._results(self._mstate, loss=math.nan)
 
-    def _lr(self) -> float:
-        return _to_float(self.optimizer.param_groups[0]["lr"])
+    def _lr(self) -> float | None:
+        """The learning rate of the first group, or None for an optimizer without one (optax
+        keeps it inside its transformation)."""
+        lr = self.optimizer.param_groups[0].get("lr")
+        return None if lr is None else _to_float(lr)
 
     # -- data --------------------------------------------------------------------------------------
-    def _loader(self, owner: str, x: Any, y: Any, batch_size: int, shuffle: bool,
+    def _source(self, owner: str, x: Any, y: Any, batch_size: int, shuffle: bool,
                 seed: int | None, names: tuple[str, str] = ("x", "y"),
-                shard: bool = False) -> DataLoader:
-        """A DataLoader over ``(x, y)`` (or ``x`` itself), on the Trainer's mesh if it has one;
-        ``shard``: each process reads its shard (training data in a multi-process run)."""
-        if isinstance(x, DataLoader):
+                shard: bool = False) -> DataLoader | BatchStream:
+        """Where the batches come from: a DataLoader (given, or over arrays or a data set) or a
+        BatchStream over a generator or any other iterable of batches."""
+        if isinstance(x, (DataLoader, BatchStream)) or _is_stream(x):
             if y is not None:
-                raise ValueError(f"{owner}: x is a DataLoader, which yields the targets too; "
-                                 f"do not pass y")
-            return self._on_mesh(owner, x)
+                raise ValueError(f"{owner}: x is a {type(x).__name__}, which yields the targets "
+                                 f"too; do not pass y")
+            return self._on_mesh(owner, x) if isinstance(x, DataLoader) else (
+                x if isinstance(x, BatchStream) else BatchStream(x))
         _check_positive_int(owner, "batch_size", batch_size)
+        if _is_dataset(x):
+            return self._loader(x, batch_size, shuffle, seed, shard)
         if isinstance(x, (tuple, list)) and y is None and len(x) == 2 and all(
                 _is_array(a) and not isinstance(a, list) for a in x):
             x, y = x
         validate_arrays(x, y, names=list(names), owner=owner)
-        data = (x,) if y is None else (x, y)
+        return self._loader((x,) if y is None else (x, y), batch_size, shuffle, seed, shard,
+                            owner)
+
+    def _loader(self, data: Any, batch_size: int, shuffle: bool, seed: int | None,
+                shard: bool, owner: str = "Trainer.fit") -> DataLoader:
+        """A DataLoader over ``data``, on the Trainer's mesh if it has one; ``shard``: each
+        process reads its shard (training data in a multi-process run)."""
         if self.mesh is None:
             return DataLoader(data, batch_size=batch_size, shuffle=shuffle, seed=seed)
         self._check_mesh(owner, batch_size)
@@ -522,18 +624,20 @@ class Trainer:
             loader.set_mesh(self.mesh)
         return loader
 
-    def _validation_loader(self, validation_data: Any, batch_size: int) -> DataLoader | None:
+    def _validation_source(self, validation_data: Any, batch_size: int) -> Any:
         if validation_data is None:
             return None
-        if isinstance(validation_data, DataLoader):
-            return self._on_mesh("Trainer.fit", validation_data)
+        if isinstance(validation_data, (DataLoader, BatchStream)) or _is_stream(
+                validation_data) or _is_dataset(validation_data):
+            return self._source("Trainer.fit", validation_data, None, batch_size, False, 0)
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError("Trainer.fit: validation_data must be (x_val, y_val) or a DataLoader, "
-                             f"got {type(validation_data).__name__}"
+            raise ValueError("Trainer.fit: validation_data must be (x_val, y_val), a DataLoader "
+                             "or an iterable of batches, got "
+                             f"{type(validation_data).__name__}"
                              + (f" of length {len(validation_data)}"
                                 if isinstance(validation_data, (tuple, list)) else ""))
         xv, yv = validation_data
-        return self._loader("Trainer.fit", xv, yv, batch_size, False, 0,
+        return self._source("Trainer.fit", xv, yv, batch_size, False, 0,
                             names=("validation_data x", "validation_data y"))
 
     # -- fit ---------------------------------------------------------------------------------------
@@ -546,21 +650,25 @@ class Trainer:
         """Train for ``epochs`` epochs and return the :class:`History`.
 
         Args:
-            x: inputs (an array, a Tensor) or a ``DataLoader`` that yields ``(x, y)`` batches
-                (then ``batch_size``, ``shuffle`` and ``validation_split`` do not apply).
+            x: inputs (an array, a Tensor), a ``DataLoader`` or a data set (``__len__`` and
+                ``__getitem__``) that yields ``(x, y)``, or any iterable of ``(x, y)`` batches
+                such as a generator (with ``steps_per_epoch``; then ``batch_size``, ``shuffle``
+                and ``validation_split`` do not apply).
             y: targets, with the same first length as ``x``.
             epochs: the epoch to stop at (counted from 0 of the run, so a resumed run trains
                 ``epochs`` minus the epochs already done).
             batch_size: samples per step.
-            validation_data: ``(x_val, y_val)`` or a DataLoader, evaluated after the epochs that
-                ``validation_freq`` selects; its logs are prefixed ``val_``.
+            validation_data: ``(x_val, y_val)``, a DataLoader or an iterable of batches,
+                evaluated after the epochs that ``validation_freq`` selects; its logs are
+                prefixed ``val_``.
             validation_split: the fraction of ``(x, y)`` held out for validation. Unlike Keras
                 (which takes the last samples) the split is shuffled: a permutation drawn from
                 ``ember.initial_seed()`` chooses the held-out samples, once per run.
             validation_freq: validate every ``validation_freq`` epochs, or after the epochs
                 (1-based, as Keras) listed.
             steps_per_epoch: steps per epoch (the data continues into its next pass when
-                needed); default: one pass over the data.
+                needed); default: one pass over the data. A generator that runs out ends
+                training after that epoch.
             validation_steps: at most this many validation batches.
             shuffle: a new order every epoch (drawn from the loader's seed and the epoch).
             callbacks: ``ember.callbacks`` objects; ``TerminateOnNaN`` is always added.
@@ -576,81 +684,62 @@ class Trainer:
                 different lengths, NaN or inf in the data), before any training.
         """
         owner = "Trainer.fit"
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"{owner}: epochs must be a non-negative integer, got {epochs!r}")
-        _check_positive_int(owner, "steps_per_epoch", steps_per_epoch, allow_none=True)
-        _check_positive_int(owner, "validation_steps", validation_steps, allow_none=True)
-        if not isinstance(validation_split, (int, float)) or not 0.0 <= validation_split < 1.0:
-            raise ValueError(f"{owner}: validation_split must be in [0, 1), got "
-                             f"{validation_split!r}")
-        if isinstance(validation_freq, (int, np.integer)):
-            _check_positive_int(owner, "validation_freq", validation_freq)
-        if verbose not in (0, 1, 2):
-            raise ValueError(f"{owner}: verbose must be 0, 1 or 2, got {verbose!r}")
-
+        _check_fit_args(owner, epochs, steps_per_epoch, validation_steps, validation_split,
+                        validation_freq, verbose)
         ckpt = self._read_resume(resume_from)
         split_seed = int(ckpt[1]["split_seed"]) if ckpt else _random.initial_seed()
-        loader_seed = int(ckpt[1]["data"]["seed"]) if ckpt else None
+        loader_seed = int(ckpt[1]["data"]["seed"]) if ckpt and ckpt[1].get("data") else None
         if validation_split:
-            if isinstance(x, DataLoader):
-                raise ValueError(f"{owner}: validation_split needs arrays; x is a DataLoader "
-                                 f"(pass validation_data instead)")
-            if validation_data is not None:
-                raise ValueError(f"{owner}: pass validation_data or validation_split, not both")
-            if isinstance(x, (tuple, list)) and y is None and len(x) == 2:
-                x, y = x
-            n = validate_arrays(x, y, names=["x", "y"], owner=owner)
-            n_train = int(math.ceil(n * (1.0 - validation_split)))
-            if n_train == n or n_train == 0:
-                raise ValueError(f"{owner}: validation_split={validation_split} of {n} samples "
-                                 f"leaves {n_train} for training and {n - n_train} for "
-                                 f"validation; both need at least one")
-            perm = np.random.default_rng([split_seed, 0x5EED]).permutation(n)
-            xh, yh = _host(x), (None if y is None else _host(y))
-            validation_data = (xh[perm[n_train:]], None if yh is None else yh[perm[n_train:]])
-            x, y = xh[perm[:n_train]], (None if yh is None else yh[perm[:n_train]])
-        train_loader = self._loader(owner, x, y, batch_size, shuffle, loader_seed, shard=True)
-        val_loader = self._validation_loader(validation_data, batch_size)
-
+            x, y, validation_data = _split_validation(owner, x, y, validation_data,
+                                                      validation_split, split_seed)
+        source = self._source(owner, x, y, batch_size, shuffle, loader_seed, shard=True)
+        val_source = self._validation_source(validation_data, batch_size)
         if not distributed.is_main_process():  # only process 0 writes logs and progress
             callbacks = [_callbacks.Callback() if isinstance(cb, _callbacks.CSVLogger) else cb
                          for cb in (callbacks or [])]
             verbose = 0
         cbs = _callbacks.CallbackList(callbacks, trainer=self, verbose=verbose, epochs=epochs)
-        self._train_loader, self._split_seed = train_loader, split_seed
+        self._train_loader, self._split_seed = source, split_seed
         self._callbacks = list(cbs.callbacks)
-        initial_epoch = 0
-        if ckpt:
-            initial_epoch = self._restore(ckpt, train_loader)
-        else:
+        initial_epoch = self._restore(ckpt, source) if ckpt else 0
+        if not ckpt:
             self.history = History()
         self.stop_training = False
         was_training = self.model.training
+        try:
+            self._run(source, val_source, cbs, ckpt, range(initial_epoch, epochs),
+                      (steps_per_epoch, validation_steps, validation_freq))
+        finally:
+            self.model.train(was_training)
+        return self.history
+
+    def _run(self, source: Any, val_source: Any, cbs: Any, ckpt: Any, epochs: range,
+             options: tuple[Any, Any, Any]) -> None:
+        """The epochs of one ``fit``: train, validate, call back, checkpoint."""
+        steps, val_steps, val_freq = options
         logs: dict[str, Any] = {}
         cbs.on_train_begin(logs)
         if ckpt:
             self._restore_callbacks(ckpt, cbs)
-        try:
-            for epoch in range(initial_epoch, epochs):
-                self._epoch = epoch
-                cbs.on_epoch_begin(epoch, {})
-                lr = self._lr()
-                logs = self._train_epoch(train_loader, steps_per_epoch, cbs, epoch)
-                if val_loader is not None and self._validate_now(epoch, validation_freq):
-                    val_logs = self._evaluate_loader(val_loader, validation_steps)
-                    logs.update({"val_" + k: v for k, v in val_logs.items()})
+        for epoch in epochs:
+            self._epoch = epoch
+            cbs.on_epoch_steps(_epoch_steps(source, steps))  # before: the bar needs its total
+            cbs.on_epoch_begin(epoch, {})
+            lr = self._lr()
+            logs = self._train_epoch(source, steps, cbs, epoch)
+            if val_source is not None and self._validate_now(epoch, val_freq):
+                val_logs = self._evaluate_source(val_source, val_steps)
+                logs.update({"val_" + k: v for k, v in val_logs.items()})
+            if lr is not None:
                 logs["lr"] = lr
-                cbs.on_epoch_end(epoch, logs)
-                self.history.append(epoch, logs)  # last, as Keras: with what callbacks added
-                self._epoch = epoch + 1
-                for directory in cbs.take_checkpoint_requests():
-                    self.save_checkpoint(directory)
-                if self.stop_training:
-                    break
-            cbs.on_train_end(logs)
-        finally:
-            self.model.train(was_training)
-        return self.history
+            cbs.on_epoch_end(epoch, logs)
+            self.history.append(epoch, logs)  # last, as Keras: with what callbacks added
+            self._epoch = epoch + 1
+            for directory in cbs.take_checkpoint_requests():
+                self.save_checkpoint(directory)
+            if self.stop_training or getattr(source, "exhausted", False):
+                break
+        cbs.on_train_end(logs)
 
     @staticmethod
     def _validate_now(epoch: int, freq: Any) -> bool:
@@ -658,155 +747,54 @@ class Trainer:
             return (epoch + 1) % int(freq) == 0
         return (epoch + 1) in set(int(f) for f in freq)
 
-    def _train_epoch(self, loader: DataLoader, steps: int | None, cbs: Any,
+    def _train_epoch(self, source: Any, steps: int | None, cbs: Any,
                      epoch: int) -> dict[str, Any]:
-        bk = backend.get()
+        """One flat loop over the executions the data source cuts the epoch into: a single
+        step, or a ``scan`` over stacked batches (compiled on JAX with ``steps_per_execution``)."""
         self.model.train()
-        mstate = self._mstate = self._init_mstate(with_loss=False)
-        alive = Tensor._make(bk.xp.asarray(True), False, None)
-        if steps is None:
-            total = len(loader) - loader.position
-        else:
-            total = steps
-        cbs.on_epoch_steps(total)
-        sync = cbs.needs_sync_batches
-        use_scan = self.compiled and self.steps_per_execution != 1
-        chunk_len = total if self.steps_per_execution == "epoch" else int(
-            self.steps_per_execution)  # type: ignore[arg-type]
+        self._mstate = self._init_mstate(with_loss=False)
+        alive = Tensor._make(backend.get().xp.asarray(True), False, None)
+        report = _LossReport(cbs, self)
+        per = self.steps_per_execution if self.compiled else 1
         step_fn, scan_fn = self._fn("train"), self._fn("scan")
-        pending: list[tuple[int, Any, int]] = []  # (step, loss, batch size) to report
-        step = 0
-        stopped = False
-
-        last = [time.perf_counter()]
-        totals = [0.0, 0]
-
-        def deliver(force: bool) -> bool:
-            """Report the pending batches to ``on_batch_end``; True to stop. Unless a callback
-            needs every batch at once (``sync``), losses are read in groups (one transfer each
-            64 steps or 0.2 s), so that compiled steps queue up without waiting; the state of a
-            step with a non-finite loss was frozen inside the step, so a late stop is exact."""
-            if not pending:
-                return False
-            now = time.perf_counter()
-            if not (force or sync or len(pending) >= 64 or now - last[0] > 0.2):
-                return False
-            last[0] = now
-            on_device = [i for i, p in enumerate(pending) if not isinstance(p[1], float)]
-            values = [p[1] for p in pending]
-            if on_device:  # one transfer for the group (a host-side stack: nothing compiles)
-                fetched = bk.to_numpy([pending[i][1] for i in on_device]).tolist()
-                for i, v in zip(on_device, fetched):
-                    values[i] = float(v)
-            batch = list(pending)
-            pending.clear()
-            for (s, _, n), v in zip(batch, values):
-                if math.isfinite(v):  # the epoch's loss: the mean over its finite steps
-                    totals[0] += v * n
-                    totals[1] += n
-                cbs.on_batch_end(s, {"loss": v, "size": n})
-                if self.stop_training:
-                    return True
-            return False
-
-        def run_single(batch: Any) -> bool:
-            nonlocal mstate, alive, step
-            x, y = _split_batch(batch)
-            if sync:
-                cbs.on_batch_begin(step, {"size": _batch_size(x)})
-            loss, mstate, alive = step_fn(self.model, self.optimizer, x, y, mstate, alive)
-            self._mstate = mstate
-            pending.append((step, loss.data, _batch_size(x)))
-            step += 1
-            return deliver(False)
-
-        def run_chunk(chunk: list[Any]) -> bool:
-            if len(chunk) < 2:
-                return any(run_single(b) for b in chunk)
-            xs = Tensor._make(bk.xp.stack([_split_batch(b)[0].data for b in chunk]), False, None)
-            ys0 = _split_batch(chunk[0])[1]
-            ys = None if ys0 is None else Tensor._make(
-                bk.xp.stack([_split_batch(b)[1].data for b in chunk]), False, None)
-            return run_stacked(xs, ys)
-
-        def run_stacked(xs: Tensor, ys: Tensor | None) -> bool:
-            nonlocal mstate, alive, step
-            losses, mstate, alive = scan_fn(self.model, self.optimizer, xs, ys, mstate, alive)
-            self._mstate = mstate
-            n = int(xs.shape[1])
-            for v in bk.to_numpy(losses.data).tolist():
-                pending.append((step, float(v), n))
-                step += 1
-            return deliver(False)
-
-        done = False
-        if use_scan and steps is None and loader._arrays is not None:
-            # whole chunks straight from the loader's device-resident epoch: no per-batch copies
-            sample = tuple(Tensor._make(bk.asarray(a[:1]), False, None) for a in loader._arrays)
-            if self._materialize_metrics(sample[0] if len(sample) == 1 else sample):
-                mstate = self._mstate = self._init_mstate(with_loss=False)
-            remaining = total
-            while not stopped and remaining > 0:
-                stacked = loader.next_batches(min(chunk_len, remaining))
-                if stacked is None:
-                    break  # what is left (a short last batch) runs as an ordinary step below
-                xs, ys = stacked if isinstance(stacked, tuple) else (stacked, None)
-                remaining -= int(xs.shape[0])
-                if xs.shape[0] == 1:
-                    one = (Tensor._make(xs.data[0], False, None),
-                           None if ys is None else Tensor._make(ys.data[0], False, None))
-                    stopped = run_single(one if ys is not None else one[0])
-                else:
-                    stopped = run_stacked(xs, ys)
-            # when no step remains the epoch is done: the loader already stands in the next one
-            done = remaining == 0
-        chunk: list[Any] = []
-        batches = _limited(loader, steps) if not (stopped or done) else iter(())
-        if self.compiled:
-            first = next(batches, None)
-            if first is not None:
-                if self._materialize_metrics(first):
-                    mstate = self._mstate = self._init_mstate(with_loss=False)
-                batches = itertools.chain([first], batches)
-        for batch in batches:
-            if not use_scan:
-                if run_single(batch):
-                    stopped = True
-                    break
-                continue
-            if chunk and _split_batch(batch)[0].shape != _split_batch(chunk[0])[0].shape:
-                if run_chunk(chunk):
-                    stopped = True
-                    break
-                chunk = []
-            chunk.append(batch)
-            if len(chunk) == chunk_len:
-                if run_chunk(chunk):
-                    stopped = True
-                    break
-                chunk = []
-        if not stopped and chunk:
-            stopped = run_chunk(chunk)
-        if not stopped:
-            deliver(True)
-        return self._results(self._mstate, loss=totals[0] / totals[1] if totals[1] else math.nan)
+        for i, ex in enumerate(source.executions(steps, per)):
+            if i == 0:
+                self._materialize_metrics(*_first_batch(ex))
+                self._mstate = self._init_mstate(with_loss=False)
+            if report.sync and ex.count == 1:
+                cbs.on_batch_begin(ex.step, {"size": _batch_size(ex.x)})
+            args = (self.model, self.optimizer, ex.x, ex.y, self._mstate, alive)
+            if ex.count == 1:
+                losses, self._mstate, alive = step_fn(*args, cbs.needs_gradients)
+            else:
+                losses, self._mstate, alive = scan_fn(*args)
+            if report.add(ex, losses):
+                break
+        else:
+            report.flush(force=True)
+        return self._results(self._mstate, loss=report.mean())
 
     # -- evaluate / predict ------------------------------------------------------------------------
-    def _evaluate_loader(self, loader: DataLoader, steps: int | None) -> dict[str, Any]:
+    def _evaluate_source(self, source: Any, steps: int | None) -> dict[str, Any]:
+        """Loss and metrics over the source in eval mode; a DataLoader is read from the start
+        of its current epoch and left where it was."""
         was_training = self.model.training
         self.model.eval()
         mstate = self._init_mstate()
         fn = self._fn("test")
-        saved = loader.state_dict()
+        saved = source.state_dict() if isinstance(source, DataLoader) else None
         try:
-            loader.load_state_dict({**saved, "epoch": saved["epoch"], "position": 0})
-            for i, batch in enumerate(loader):
-                if steps is not None and i >= steps:
-                    break
+            if saved is not None:
+                source.load_state_dict({**saved, "position": 0})
+                batches = itertools.islice(iter(source), steps)
+            else:
+                batches = source.batches(steps)
+            for batch in batches:
                 x, y = _split_batch(batch)
                 mstate = fn(self.model, x, y, mstate)
         finally:
-            loader.load_state_dict(saved)
+            if saved is not None:
+                source.load_state_dict(saved)
             self.model.train(was_training)
         return self._results(mstate)
 
@@ -815,7 +803,7 @@ class Trainer:
         """The loss and every metric over ``(x, y)`` (or a DataLoader), in eval mode.
 
         Args:
-            x: inputs or a DataLoader of ``(x, y)`` batches.
+            x: inputs, a DataLoader or an iterable of ``(x, y)`` batches.
             y: targets.
             batch_size: samples per step.
             steps: at most this many batches.
@@ -835,8 +823,8 @@ class Trainer:
             {'loss': 4.0}
         """
         _check_positive_int("Trainer.evaluate", "steps", steps, allow_none=True)
-        loader = self._loader("Trainer.evaluate", x, y, batch_size, False, 0)
-        logs = self._evaluate_loader(loader, steps)
+        source = self._source("Trainer.evaluate", x, y, batch_size, False, 0)
+        logs = self._evaluate_source(source, steps)
         if verbose:
             print(" - ".join(_callbacks.format_logs(logs)), file=sys.stdout, flush=True)
         return logs
@@ -864,12 +852,9 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         fn = self._fn("predict")
-        outs = []
         try:
-            for i, batch in enumerate(_limited(loader, None)):
-                if steps is not None and i >= steps:
-                    break
-                outs.append(fn(self.model, _split_batch(batch)[0]).data)
+            outs = [fn(self.model, _split_batch(batch)[0]).data
+                    for batch in itertools.islice(loader.batches(), steps)]
         finally:
             self.model.train(was_training)
         return Tensor._make(backend.get().xp.concatenate(outs, axis=0), False, None)
@@ -924,7 +909,8 @@ class Trainer:
             else _random.initial_seed(),
             "model_config": model_config,
             "optimizer": self.optimizer.config(),
-            "data": self._train_loader.state_dict() if self._train_loader is not None else None,
+            "data": self._train_loader.state_dict() if isinstance(self._train_loader, DataLoader)
+            else None,
             "callbacks": cb_json,
             "history": self.history.to_dict(),
         }
@@ -960,13 +946,13 @@ class Trainer:
                              f"(ember.set_backend({meta.get('backend')!r}))")
         return arrays, meta
 
-    def _restore(self, ckpt: tuple[dict[str, Any], dict[str, Any]], loader: DataLoader) -> int:
+    def _restore(self, ckpt: tuple[dict[str, Any], dict[str, Any]], loader: Any) -> int:
         arrays, meta = ckpt
         bk = backend.get()
         self.model.load_state_dict(arrays["model"])
         self.optimizer.load_state_dict(arrays["optimizer"])
         _random.set_state(bk.asarray(arrays["rng"]["ember"]))
-        if meta.get("data") is not None:
+        if meta.get("data") is not None and isinstance(loader, DataLoader):
             loader.load_state_dict(meta["data"])
         self.history = History.from_dict(meta.get("history", {}))
         self._epoch = int(meta["epoch"])

@@ -9,7 +9,7 @@ A reference is ``ref(xp, *arrays)`` with ``xp`` NumPy or ``jax.numpy``. The two 
 need special functions import scipy (NumPy side) lazily, so this module imports with NumPy only.
 
 Example:
-    >>> from ember.ops.table import ROWS, inputs_for
+    >>> from ember.testing.table import ROWS, inputs_for
     >>> row = next(r for r in ROWS if r.name == "tanh")
     >>> [x.shape for x in inputs_for(row, row.cases[0], seed=2)]
     [(3, 4)]
@@ -23,9 +23,23 @@ from typing import Any
 
 import numpy as np  # references and test inputs are host arrays
 
-import ember as _ember
+from ember import backend, creation
+from ember.ops import REGISTRY
 
-ember: Any = _ember  # the ops are attached to the package at import time (ember.ops.register)
+
+class _Namespace:
+    """``ember.<op>`` for the rows without importing the ``ember`` facade (a floor above): the
+    registered ops, then ``ember.creation`` (``tensor``...), and ``backend``."""
+
+    backend = backend
+
+    def __getattr__(self, name: str) -> Any:
+        if name in REGISTRY:
+            return REGISTRY[name]
+        return getattr(creation, name)
+
+
+ember: Any = _Namespace()
 
 __all__ = ["Row", "ROWS", "draw", "inputs_for"]
 

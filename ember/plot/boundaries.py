@@ -1,0 +1,367 @@
+"""Decision boundaries of 2-D classifiers, and their animation over training."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np  # host-side only: the numbers that are drawn
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+
+from ember.nn.module import Module
+from ember.plot._common import (
+    PathLike,
+    _as_input,
+    _class_colors,
+    _EvalMode,
+    _finish,
+    _labels,
+    _new_figure,
+    _positive,
+    _to_numpy,
+)
+from ember.tensor import Tensor
+from ember.train.callbacks import Callback
+
+__all__ = [
+    "decision_grid",
+    "plot_decision_boundary",
+    "DecisionFrame",
+    "DecisionBoundaryRecorder",
+    "animate_decision_boundary",
+]
+
+
+def _check_points(x: Any, owner: str) -> np.ndarray:
+    arr = _to_numpy(x)
+    if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] == 0:
+        raise ValueError(f"{owner}: x must be 2-D points of shape (n, 2), got shape "
+                         f"{tuple(arr.shape)}")
+    return arr.astype(np.float64)
+
+
+def _grid(points: np.ndarray, resolution: int, owner: str) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) \
+            or resolution < 2:
+        raise ValueError(f"{owner}: resolution must be an integer >= 2, got {resolution!r}")
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    lo, hi = lo - 0.1 * span, hi + 0.1 * span
+    return np.meshgrid(np.linspace(lo[0], hi[0], resolution),
+                       np.linspace(lo[1], hi[1], resolution))
+
+
+def _classify(model: Module, xx: np.ndarray, yy: np.ndarray, threshold: float,
+              owner: str) -> tuple[np.ndarray, int]:
+    """The class at each grid point and the number of classes the outputs have."""
+    flat = np.stack([xx.ravel(), yy.ravel()], axis=1)
+    outs = []
+    with _EvalMode(model):
+        for start in range(0, len(flat), 1 << 16):
+            out = model(_as_input(model, flat[start:start + (1 << 16)]))
+            if not isinstance(out, Tensor):
+                raise TypeError(f"{owner}: the model must return one Tensor, got "
+                                f"{type(out).__name__}")
+            outs.append(_to_numpy(out))
+    scores = np.concatenate(outs)
+    if scores.ndim == 1 or (scores.ndim == 2 and scores.shape[1] == 1):
+        classes, k = (scores.reshape(-1) > threshold).astype(np.int64), 2
+    elif scores.ndim == 2:
+        classes, k = scores.argmax(axis=1).astype(np.int64), scores.shape[1]
+    else:
+        raise ValueError(f"{owner}: the model's output must be (n,), (n, 1) or (n, classes), "
+                         f"got {scores.shape}")
+    return classes.reshape(xx.shape), k
+
+
+def decision_grid(model: Module, x: Any, resolution: int = 200, *,
+                  threshold: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The model's class on a ``resolution`` x ``resolution`` grid over 2-D points ``x``.
+
+    The grid spans the points' bounding box plus 10% of its size on every side. The model runs
+    in eval mode under ``no_grad`` (each module's train/eval mode is restored after). With
+    ``classes`` output columns the class is their argmax (ties go to the lower class); with one
+    column (or a 1-D output) the output is a binary logit and the class is ``output >
+    threshold`` (give ``threshold=0.5`` for a model that ends in a sigmoid).
+
+    Returns:
+        ``(xx, yy, classes)``: float64 coordinate grids and the int64 classes, each of shape
+        ``(resolution, resolution)``, rows along y.
+
+    Example:
+        >>> import numpy as np
+        >>> import ember
+        >>> from ember import nn, plot
+        >>> model = nn.Linear(2, 1)
+        >>> model.weight.data = ember.tensor([[1.0, 0.0]]).data   # logit = x0
+        >>> model.bias.data = ember.zeros(1).data
+        >>> xx, yy, classes = plot.decision_grid(model, np.array([[-1, -1], [1, 1]]), 5)
+        >>> classes[0].tolist(), xx.shape
+        ([0, 0, 0, 1, 1], (5, 5))
+    """
+    points = _check_points(x, "decision_grid")
+    xx, yy = _grid(points, resolution, "decision_grid")
+    classes, _ = _classify(model, xx, yy, threshold, "decision_grid")
+    return xx, yy, classes
+
+
+def _draw_regions(ax: Any, xx: np.ndarray, yy: np.ndarray, classes: np.ndarray,
+                  colors: np.ndarray) -> Any:
+    k = len(colors)
+    return ax.contourf(xx, yy, classes, levels=np.arange(k + 1) - 0.5,
+                       cmap=ListedColormap(colors), alpha=0.35, antialiased=True)
+
+
+def _draw_points(ax: Any, points: np.ndarray, labels: np.ndarray | None,
+                 colors: np.ndarray) -> None:
+    if labels is None:
+        ax.scatter(points[:, 0], points[:, 1], s=12, c="k", linewidths=0)
+    else:
+        ax.scatter(points[:, 0], points[:, 1], s=14, c=colors[labels], edgecolors="k",
+                   linewidths=0.4)
+
+
+def plot_decision_boundary(model: Module, x: Any, y: Any, path: PathLike | None = None, *,
+                           resolution: int = 200, ax: Any = None, title: str | None = None,
+                           threshold: float = 0.0) -> Figure:
+    """The regions a 2-D classifier assigns to each class, with the labelled points on top.
+
+    The classes come from :func:`decision_grid` (argmax of the outputs, or ``output >
+    threshold`` for one logit column); the regions are filled in light class colours and the
+    points drawn in the full colour of their label.
+
+    Args:
+        model: a module mapping ``(n, 2)`` points to ``(n, classes)`` or ``(n, 1)`` scores.
+        x: the points, shape ``(n, 2)``.
+        y: their labels, ``(n,)`` (or one-hot ``(n, classes)``).
+        path: a file to save the figure to.
+        resolution: grid points along each axis.
+        ax: draw into these axes instead of a new figure (their figure is returned).
+        title: the axes' title.
+        threshold: the binary decision threshold for one output column.
+
+    Raises:
+        ValueError: ``x`` is not of shape ``(n, 2)``, or ``y`` does not match it.
+
+    Example:
+        >>> import ember
+        >>> from ember import nn, plot
+        >>> from ember.data import moons
+        >>> x, y = moons(50, seed=0)
+        >>> fig = plot.plot_decision_boundary(nn.Linear(2, 2), x, y, resolution=20, title="moons")
+        >>> fig.axes[0].get_title()
+        'moons'
+    """
+    owner = "plot_decision_boundary"
+    points = _check_points(x, owner)
+    labels = _labels(y, len(points), owner)
+    xx, yy = _grid(points, resolution, owner)
+    classes, k = _classify(model, xx, yy, threshold, owner)
+    colors = _class_colors(max(k, int(labels.max()) + 1 if labels.size else 0, 2))
+    if ax is None:
+        fig = _new_figure(5.0, 4.5)
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    _draw_regions(ax, xx, yy, classes, colors)
+    _draw_points(ax, points, labels, colors)
+    ax.set_xlim(xx.min(), xx.max())
+    ax.set_ylim(yy.min(), yy.max())
+    if title is not None:
+        ax.set_title(title)
+    return _finish(fig, path)
+
+
+@dataclass
+class DecisionFrame:
+    """One recorded state of a classifier: the classes on the recorder's grid after ``epoch``
+    epochs (0: before training), with the epoch's loss and accuracy when they were logged.
+
+    Example:
+        >>> import numpy as np
+        >>> from ember.plot import DecisionFrame
+        >>> grid = np.zeros((2, 2))
+        >>> DecisionFrame(3, grid, grid, grid.astype(int), loss=0.25, accuracy=0.9).title()
+        'epoch 3  loss 0.2500  acc 0.900'
+    """
+
+    epoch: int
+    xx: np.ndarray
+    yy: np.ndarray
+    classes: np.ndarray
+    loss: float | None = None
+    accuracy: float | None = None
+
+    def title(self) -> str:
+        """``"epoch N  loss L  acc A"`` (the parts that are known)."""
+        parts = [f"epoch {self.epoch}"]
+        if self.loss is not None:
+            parts.append(f"loss {self.loss:.4f}")
+        if self.accuracy is not None:
+            parts.append(f"acc {self.accuracy:.3f}")
+        return "  ".join(parts)
+
+
+def _accuracy_of(logs: Mapping[str, Any]) -> float | None:
+    for key in ("accuracy", "acc", "binary_accuracy", "sparse_categorical_accuracy"):
+        if isinstance(logs.get(key), (int, float)):
+            return float(logs[key])
+    for key, value in logs.items():
+        if not key.startswith("val_") and key.endswith("accuracy") and isinstance(
+                value, (int, float)):
+            return float(value)
+    return None
+
+
+class DecisionBoundaryRecorder(Callback):
+    """A training callback that records the model's decision regions as training goes on.
+
+    At ``on_train_begin`` (frame of epoch 0: the untrained model) and after every ``every``-th
+    epoch (and the last one) it evaluates the model on a fixed grid over ``x`` (see
+    :func:`decision_grid`) and appends a :class:`DecisionFrame` to ``frames``, with the epoch's
+    ``loss`` and accuracy from the logs. A new ``fit`` starts a new list. Turn the frames into a
+    GIF with :func:`animate_decision_boundary`.
+
+    Args:
+        x: the 2-D points ``(n, 2)`` whose bounding box the grid covers (and that the animation
+            draws).
+        y: their labels.
+        every: record every ``every`` epochs.
+        resolution: grid points along each axis.
+        threshold: the binary decision threshold for one output column.
+
+    Example:
+        >>> import ember
+        >>> from ember import nn, plot
+        >>> from ember.data import xor
+        >>> x, y = xor(32, seed=0)
+        >>> rec = plot.DecisionBoundaryRecorder(x, y, every=2, resolution=10)
+        >>> trainer = ember.Trainer(nn.Linear(2, 2), "cross_entropy", "sgd", metrics=["accuracy"])
+        >>> _ = trainer.fit(x, y, epochs=3, callbacks=[rec], verbose=0)
+        >>> [f.epoch for f in rec.frames], rec.frames[0].classes.shape
+        ([0, 2, 3], (10, 10))
+    """
+
+    def __init__(self, x: Any, y: Any, every: int = 1, resolution: int = 100, *,
+                 threshold: float = 0.0) -> None:
+        owner = "DecisionBoundaryRecorder"
+        self.every = _positive(every, "every", owner)
+        self.x = _check_points(x, owner)
+        self.y = _labels(y, len(self.x), owner)
+        self.threshold = float(threshold)
+        self.xx, self.yy = _grid(self.x, resolution, owner)
+        self.num_classes = max(int(self.y.max()) + 1 if self.y.size else 0, 2)
+        self.frames: list[DecisionFrame] = []
+        self._pending: tuple[int, dict[str, Any]] | None = None
+
+    def record(self, epoch: int, logs: Mapping[str, Any] | None = None) -> DecisionFrame:
+        """Evaluate ``self.model`` now and append the frame (labelled ``epoch``)."""
+        logs = logs or {}
+        classes, k = _classify(self.model, self.xx, self.yy, self.threshold,
+                               "DecisionBoundaryRecorder")
+        self.num_classes = max(self.num_classes, k)
+        loss = logs.get("loss")
+        frame = DecisionFrame(int(epoch), self.xx, self.yy, classes,
+                              float(loss) if isinstance(loss, (int, float)) else None,
+                              _accuracy_of(logs))
+        self.frames.append(frame)
+        return frame
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.frames = []
+        self._pending = None
+        self.record(0)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if (epoch + 1) % self.every == 0:
+            self.record(epoch + 1, logs)
+            self._pending = None
+        else:
+            self._pending = (epoch + 1, dict(logs or {}))
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self._pending is not None:
+            self.record(*self._pending)
+            self._pending = None
+
+
+def animate_decision_boundary(recorder_or_frames: DecisionBoundaryRecorder | Sequence[
+                                  DecisionFrame],
+                              x: Any = None, y: Any = None, path: PathLike | None = None,
+                              fps: float = 5) -> Figure:
+    """Write the recorded decision regions as an animated GIF, one frame per record.
+
+    Frames are drawn with matplotlib's ``PillowWriter`` (no ffmpeg) and titled ``"epoch N  loss
+    L  acc A"``. ``path`` is required: the animation exists only as the file. The returned
+    Figure shows the last frame.
+
+    Args:
+        recorder_or_frames: a :class:`DecisionBoundaryRecorder` or a list of its frames.
+        x: points to draw on top (default: the recorder's; none for a bare list of frames).
+        y: their labels (default: the recorder's).
+        path: the ``.gif`` file to write (``.webp`` and ``.png`` give animated WebP / APNG).
+        fps: frames per second.
+
+    Raises:
+        ValueError: no ``path``, no frames, or ``fps <= 0``.
+
+    Example:
+        >>> import os, tempfile
+        >>> import ember
+        >>> from ember import nn, plot
+        >>> from ember.data import xor
+        >>> x, y = xor(32, seed=0)
+        >>> rec = plot.DecisionBoundaryRecorder(x, y, resolution=10)
+        >>> _ = ember.Trainer(nn.Linear(2, 2), "cross_entropy", "sgd").fit(
+        ...     x, y, epochs=2, callbacks=[rec], verbose=0)
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     fig = plot.animate_decision_boundary(rec, path=os.path.join(d, "xor.gif"), fps=2)
+        ...     os.path.getsize(os.path.join(d, "xor.gif")) > 0
+        True
+        >>> fig.axes[0].get_title()  # doctest: +ELLIPSIS
+        'epoch 2  loss ...'
+    """
+    from matplotlib.animation import PillowWriter
+
+    owner = "animate_decision_boundary"
+    if path is None:
+        raise ValueError(f"{owner}: path is required (the .gif file to write)")
+    if not (isinstance(fps, (int, float)) and fps > 0):
+        raise ValueError(f"{owner}: fps must be a positive number, got {fps!r}")
+    if isinstance(recorder_or_frames, DecisionBoundaryRecorder):
+        frames = list(recorder_or_frames.frames)
+        if x is None:
+            x = recorder_or_frames.x
+            y = recorder_or_frames.y if y is None else y
+        k = recorder_or_frames.num_classes
+    else:
+        frames = list(recorder_or_frames)
+        k = 2
+    if not frames:
+        raise ValueError(f"{owner}: there are no frames (was the recorder passed to fit?)")
+    points = None if x is None else _check_points(x, owner)
+    labels = None if (y is None or points is None) else _labels(y, len(points), owner)
+    k = max([k, *(int(f.classes.max()) + 1 for f in frames),
+             int(labels.max()) + 1 if labels is not None and labels.size else 0])
+    colors = _class_colors(k)
+
+    fig = _new_figure(5.0, 4.5)
+    ax = fig.add_subplot()
+    p = Path(os.fspath(path))
+    p.parent.mkdir(parents=True, exist_ok=True)
+    writer = PillowWriter(fps=fps)  # type: ignore[arg-type]  # any positive number works
+    with writer.saving(fig, str(p), dpi=fig.dpi):
+        for frame in frames:
+            ax.clear()
+            _draw_regions(ax, frame.xx, frame.yy, frame.classes, colors)
+            if points is not None:
+                _draw_points(ax, points, labels, colors)
+            ax.set_xlim(frame.xx.min(), frame.xx.max())
+            ax.set_ylim(frame.yy.min(), frame.yy.max())
+            ax.set_title(frame.title())
+            writer.grab_frame()
+    return fig
