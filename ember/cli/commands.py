@@ -211,7 +211,11 @@ def _plots(run_dir: Path, history: Any, model: Any, data: Data, cfg: dict[str, A
         plot.plot_history(history, path=run_dir / "curves.png")
         if list(cfg["input_shape"]) == [2]:
             plot.plot_decision_boundary(model, data.x_test, data.y_test,
-                                        path=run_dir / "decision_boundary.png")
+                                        path=run_dir / "decision_boundary.png",
+                                        title=f"{cfg['name']}: decision regions after "
+                                        f"{len(history.epoch)} epoch"
+                                        + ("s" if len(history.epoch) != 1 else ""),
+                                        points=f"test set ({len(data.x_test)} points)")
     except ImportError:
         print(_PLOT_HINT)
     except Exception as e:  # a figure must not cost the finished run its summary
