@@ -195,7 +195,8 @@ def export(model: Module, example_input: Any, path: str | os.PathLike[str],
     if not isinstance(y, Tensor):
         raise ExportError(f"ember.onnx.export: the model returns a {type(y).__name__}; export "
                           f"takes models with one tensor output")
-    g = Graph(shapes, x.dtype)
+    floats = y.dtype if np.dtype(y.dtype).kind == "f" else x.dtype  # indices in, floats out
+    g = Graph(shapes, floats)
     out = g.convert(model, input_name)
     if g.nodes and g.nodes[-1].output[0] == out:
         g.nodes[-1].output[0] = output_name  # the last node writes the graph's output
@@ -362,3 +363,37 @@ def _gelu(g: Graph, m: Any, x: str) -> str:
         t = g.node("Erf", [g.node("Mul", [x, g.const(1 / math.sqrt(2), "c")])])
     half_x = g.node("Mul", [x, g.const(0.5, "half")])
     return g.node("Mul", [half_x, g.node("Add", [t, g.const(1.0, "one")])])
+
+
+# -- sequence layers: converters for the layers that exist in this ember --------------------------
+
+if hasattr(nn, "Embedding"):
+    @converter(nn.Embedding)
+    def _embedding(g: Graph, m: Any, x: str) -> str:
+        return g.node("Gather", [g.const(m.weight, "weight"), x], axis=0)
+
+if hasattr(nn, "RMSNorm"):
+    @converter(nn.RMSNorm)
+    def _rmsnorm(g: Graph, m: Any, x: str) -> str:
+        eps = float(np.finfo(g.dtype).eps) if m.eps is None else m.eps  # as ember: the dtype's
+        k = len(m.normalized_shape)
+        mean_sq = g.node("ReduceMean", [g.node("Mul", [x, x])], axes=list(range(-k, 0)),
+                         keepdims=1)
+        y = g.node("Div", [x, g.node("Sqrt", [g.node("Add", [mean_sq, g.const(eps, "eps")])])])
+        return y if m.weight is None else g.node("Mul", [y, g.const(m.weight, "weight")])
+
+if hasattr(nn, "GroupNorm"):
+    @converter(nn.GroupNorm)
+    def _groupnorm(g: Graph, m: Any, x: str) -> str:
+        rank = len(g.input_shape(m))
+        grouped = g.node("Reshape", [x, g.const(np.array([0, m.num_groups, -1], np.int64),
+                                                "shape", np.int64)])
+        centred = g.node("Sub", [grouped, g.node("ReduceMean", [grouped], axes=[2], keepdims=1)])
+        var = g.node("ReduceMean", [g.node("Mul", [centred, centred])], axes=[2], keepdims=1)
+        y = g.node("Div", [centred, g.node("Sqrt", [g.node("Add", [var, g.const(m.eps, "eps")])])])
+        y = g.node("Reshape", [y, g.node("Shape", [x])])
+        if not m.affine:
+            return y
+        bshape = (m.num_channels, *([1] * (rank - 2)))
+        y = g.node("Mul", [y, g.const(m.weight.numpy().reshape(bshape), "weight")])
+        return g.node("Add", [y, g.const(m.bias.numpy().reshape(bshape), "bias")])

@@ -52,7 +52,48 @@ def _cases():
             nn.GlobalAvgPool2D(), nn.Flatten(), nn.Linear(4, 3)), (2, 8, 8)),
         ("named-sequential", nn.Sequential({"fc": nn.Linear(3, 2), "act": nn.Tanh()}), (3,)),
         ("custom", TwoHeads(3, widths=(6, 5), heads=("x", "y", "z")), (3,)),
+        *_sequence_cases(),
     ]
+
+
+def _sequence_cases():
+    """The sequence layers, once they exist in this ember (an input of dtype int64 is token
+    indices in [0, 10))."""
+    if not hasattr(nn, "Embedding"):
+        return []
+    return [
+        ("embedding-rmsnorm", nn.Sequential(nn.Embedding(10, 8, padding_idx=0), nn.RMSNorm(8),
+                                            nn.TransformerBlock(8, 2, causal=True),
+                                            nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0)),
+         ("int64", 5)),
+        ("groupnorm", nn.Sequential(nn.Conv2D(2, 4, 1), nn.GroupNorm(2, 4)), (2, 3, 3)),
+        ("attention", nn.MultiheadAttention(8, 2), (5, 8)),
+        ("rnn", nn.RNN(3, 4, num_layers=2, nonlinearity="relu"), (5, 3)),
+        ("lstm", nn.LSTM(3, 4, bidirectional=True), (5, 3)),
+        ("gru", nn.GRU(3, 4), (5, 3)),
+        ("cells", nn.ModuleList([nn.RNNCell(3, 4), nn.LSTMCell(3, 4), nn.GRUCell(3, 4)]), (3,)),
+    ]
+
+
+def _input(shape, n):
+    if shape[0] == "int64":
+        return ember.tensor(np.random.default_rng(n).integers(0, 10, (n, *shape[1:])))
+    return ember.randn(n, *shape)
+
+
+def _outputs(model, x):
+    """Every output array of the model on ``x``, flattened (tuples of (output, state)...)."""
+    if isinstance(model, nn.ModuleList):
+        return [a for m in model for a in _outputs(m, x)]
+    out = model(x)
+    stack, flat = [out], []
+    while stack:
+        o = stack.pop(0)
+        if isinstance(o, (tuple, list)):
+            stack = list(o) + stack
+        elif o is not None:
+            flat.append(to_np(o))
+    return flat
 
 
 def _train_a_little(model, shape):
@@ -60,7 +101,7 @@ def _train_a_little(model, shape):
     for p in model.parameters():
         p.data = p.data + 0.1 * ember.randn(*p.shape, dtype=p.dtype).data
     model.train()
-    model(ember.randn(6, *shape))
+    _outputs(model, _input(shape, 6))
 
 
 # The file holds host arrays whatever the backend: every case on NumPy, two on JAX (eager JAX
@@ -84,8 +125,9 @@ def test_round_trip_gives_identical_outputs(tmp_path, backend_name, name):
     for (k, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
         assert to_np(b).dtype == to_np(a).dtype, k
         np.testing.assert_array_equal(to_np(b), to_np(a), err_msg=k)
-    x = ember.randn(5, *shape)
-    np.testing.assert_array_equal(to_np(loaded(x)), to_np(model(x)))
+    x = _input(shape, 5)
+    for a, b in zip(_outputs(loaded, x), _outputs(model, x), strict=True):
+        np.testing.assert_array_equal(a, b)
     assert repr(loaded) == repr(model)
 
 
