@@ -54,7 +54,9 @@ def record_init(cls: type) -> None:
     classes (defined in ``ember``) are registered under their class name here.
     """
     init = cls.__dict__.get("__init__")
-    if init is not None and not getattr(init, "_ember_records", False):
+    builtin = cls.__module__.startswith("ember.")
+    container = builtin and cls.__name__ in _CONTAINERS  # written from their live children
+    if init is not None and not container and not getattr(init, "_ember_records", False):
         @functools.wraps(init)
         def recording_init(self: Any, *args: Any, **kwargs: Any) -> None:
             init(self, *args, **kwargs)
@@ -62,7 +64,7 @@ def record_init(cls: type) -> None:
 
         recording_init._ember_records = True  # type: ignore[attr-defined]
         cls.__init__ = recording_init  # type: ignore[misc]
-    if cls.__module__.startswith("ember.") and not cls.__name__.startswith("_"):
+    if builtin and not cls.__name__.startswith("_"):
         name = cls.__name__ if cls.__name__ not in _REGISTRY else f"{cls.__module__}.{cls.__name__}"
         _REGISTRY[name] = cls
         _NAMES[cls] = name
