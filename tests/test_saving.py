@@ -260,9 +260,18 @@ def test_load_run_of_ember_train(tmp_path):
     arrays, _ = read_checkpoint(run_dir / "checkpoint")
     for k, v in run.model.state_dict().items():
         np.testing.assert_array_equal(to_np(v), arrays["model"][k])
-    (run_dir / "model.safetensors").unlink(missing_ok=True)  # the checkpoint alone suffices
+    import shutil
+
+    csv_only = tmp_path / "csv-only"
+    shutil.copytree(run_dir, csv_only)
+    shutil.rmtree(csv_only / "checkpoint")  # model.safetensors and history.csv suffice
+    from_files = ember.load_run(csv_only)
+    assert from_files.history.epoch == [0, 1]
+    assert from_files.history.history == {k: [float(v) for v in vs]
+                                          for k, vs in run.history.history.items()}
+    (run_dir / "model.safetensors").unlink()  # the checkpoint alone suffices
     again = ember.load_run(run_dir)
     x = ember.randn(4, 2)
     np.testing.assert_array_equal(to_np(again.model(x)), to_np(run.model(x)))
     with pytest.raises(FileNotFoundError, match="not a run folder"):
-        ember.load_run(tmp_path)
+        ember.load_run(tmp_path / "nowhere")

@@ -223,8 +223,10 @@ def _history(run_dir: Path, meta: Mapping[str, Any] | None) -> Any:
 
     if meta is not None and meta.get("history") is not None:
         return History.from_dict(meta["history"])
-    rows = list(csv.DictReader((run_dir / "history.csv").open())) \
-        if (run_dir / "history.csv").is_file() else []
+    rows = []
+    if (run_dir / "history.csv").is_file():
+        with (run_dir / "history.csv").open(newline="") as f:
+            rows = list(csv.DictReader(f))
     h = History()
     for row in rows:
         h.epoch.append(int(row.pop("epoch")))
