@@ -38,7 +38,7 @@ def _cases():
     """(name, model, per-sample input shape): every built-in layer at least once."""
     return [
         ("linear", nn.Linear(3, 4, activation="relu"), (3,)),
-        ("linear-nobias-f64", nn.Linear(3, 2, bias=False, dtype="float64"), (3,)),
+        ("linear-nobias-f64", nn.Linear(3, 2, bias=False, dtype=np.float64), (3,)),
         ("mlp", nn.MLP(3, [5, 4], 2), (3,)),
         ("activations", nn.Sequential(
             nn.Linear(3, 6), nn.LeakyReLU(0.2), nn.PReLU(), nn.GELU(approximate="tanh"),
@@ -178,6 +178,9 @@ def test_unregistered_class_function_argument_and_changed_model_are_refused(tmp_
         ember.save(Plain(), tmp_path / "a.safetensors")
     with pytest.raises(registry.SpecError, match=r"model.1 \(Lambda\) argument 0 is a function"):
         ember.save(nn.Sequential(nn.Linear(2, 2), nn.Lambda(np.tanh)), tmp_path / "b.safetensors")
+    with pytest.raises(registry.SpecError, match=r"model \(Linear\) argument 'dtype' is the "
+                       r"type float, .*dtype='float64'"):
+        ember.save(nn.Linear(2, 2, dtype=float), tmp_path / "d.safetensors")
     changed = TwoHeads(2)
     changed.heads["c"] = nn.Linear(4, 1)
     with pytest.raises(registry.SpecError, match=r"TwoHeads was changed after it was built.*"

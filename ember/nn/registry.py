@@ -148,19 +148,24 @@ def _value(v: Any, where: str) -> Any:
         return {"$dict": {k: _value(x, f"{where}[{k!r}]") for k, x in v.items()}}
     if isinstance(v, (np.dtype, type)) and _is_dtype(v):
         return {"$dtype": np.dtype(v).name}
-    kind = "a function" if callable(v) else f"a {type(v).__name__}"
+    kind = (f"the type {v.__qualname__}" if isinstance(v, type) else "a function"
+            if callable(v) else f"a {type(v).__name__}")
     raise SpecError(f"{where} is {kind}, which a model file cannot hold (it holds JSON values, "
                     f"dtypes and Modules, so that loading runs no code): pass a name instead "
-                    f"(e.g. activation='relu', init='xavier_uniform') or save the weights "
-                    f"only with ember.save(model.state_dict(), path)")
+                    f"(e.g. activation='relu', init='xavier_uniform', dtype='float64') or save "
+                    f"the weights only with ember.save(model.state_dict(), path)")
 
 
 def _is_dtype(v: Any) -> bool:
+    """A dtype object or a scalar type (``np.float32``, ``jnp.float32``), not ``float``/``int``
+    (Python's types are written as they are passed, which is not data)."""
+    if isinstance(v, type) and v in (bool, int, float, complex, str, bytes, object):
+        return False
     try:
         np.dtype(v)
     except TypeError:
         return False
-    return not (isinstance(v, type) and not issubclass(v, np.generic))
+    return True
 
 
 def spec(model: Any, where: str = "model") -> dict[str, Any]:
