@@ -141,6 +141,24 @@ def test_every_builtin_layer_has_a_round_trip_case():
     assert not missing, f"add a round-trip case for {missing}"
 
 
+@nn.register
+class Stack(nn.Sequential):
+    """A user's container without a constructor of its own: saved from its children."""
+
+    def forward(self, x):
+        return super().forward(x) * 2
+
+
+def test_a_registered_container_subclass_is_saved_from_its_children(tmp_path):
+    model = Stack(nn.Linear(2, 3), nn.Tanh())
+    model.add_module("2", nn.Linear(3, 1))  # changed after it was built: saved as it is now
+    ember.save(model, tmp_path / "m.safetensors")
+    loaded = ember.load_model(tmp_path / "m.safetensors")
+    assert type(loaded) is Stack and len(loaded) == 3
+    x = ember.randn(4, 2)
+    np.testing.assert_array_equal(to_np(loaded(x)), to_np(model(x)))
+
+
 def test_training_mode_and_frozen_parameters_survive(tmp_path):
     model = nn.Sequential(nn.Linear(2, 2, trainable=False), nn.Linear(2, 1))
     model[1].bias.requires_grad = False

@@ -187,7 +187,10 @@ def spec(model: Any, where: str = "model") -> dict[str, Any]:
                         f"decorate it with @nn.register so that ember.load_model can rebuild "
                         f"it, or save the weights only with ember.save(model.state_dict(), "
                         f"path)")
-    if name in _CONTAINERS and _REGISTRY[name] is cls:
+    from ember.nn.containers import ModuleDict, ModuleList, Sequential
+
+    if isinstance(model, (Sequential, ModuleList, ModuleDict)) and "_init_args" not in vars(model):
+        # a container built from its children (not MLP, which records its own arguments)
         children = {k: spec(m, f"{where}.{k}") for k, m in model._modules.items()
                     if m is not None}
         return {"type": name, "modules": children}
@@ -240,12 +243,15 @@ def build(tree: Mapping[str, Any], where: str = "model") -> Any:
     tree = _expect(tree, dict, where)
     cls = registered(_expect(tree.get("type"), str, where))
     name = tree["type"]
-    if name in _CONTAINERS and _REGISTRY[name] is cls:
+    if "modules" in tree:  # a container, from its children
+        from ember.nn.containers import ModuleList, Sequential
+
         children = {k: build(m, f"{where}.{k}")
-                    for k, m in _expect(tree.get("modules"), dict, where).items()}
-        if name == "ModuleList":
+                    for k, m in _expect(tree["modules"], dict, where).items()}
+        if issubclass(cls, ModuleList):
             return cls(list(children.values()))
-        if name == "Sequential" and list(children) == [str(i) for i in range(len(children))]:
+        if issubclass(cls, Sequential) and list(children) == [str(i) for i in
+                                                              range(len(children))]:
             return cls(*children.values())
         return cls(children)
     args = _decode(_expect(tree.get("args", []), list, where), where)
