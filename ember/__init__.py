@@ -16,6 +16,7 @@ import typing as _typing
 
 from ember import data, distributed, nn, optim
 from ember import ops as _ops
+from ember._version import __version__ as __version__  # written there only
 from ember.backend import (
     as_dtype,
     bool_,
@@ -28,6 +29,7 @@ from ember.backend import (
     set_backend,
     uint8,
 )
+from ember.backend.threads import get_num_threads, set_num_threads
 from ember.creation import (
     arange,
     eye,
@@ -49,10 +51,9 @@ from ember.jit import JitFunction, jit
 from ember.random import initial_seed, manual_seed
 from ember.tensor import Tensor
 from ember.train import callbacks, metrics
-from ember.train.checkpoint import load, save
+from ember.train.checkpoint import load
+from ember.train.saving import load_model, load_run, save
 from ember.train.trainer import History, Trainer, train_one_step
-
-__version__ = "0.1.0"
 
 # Every registered op is also ember.<name> (see ember/ops/__init__.py: one place per op).
 globals().update(_ops.REGISTRY)
@@ -62,6 +63,10 @@ globals().update(_ops.REGISTRY)
 _sys.modules.setdefault(f"{__name__}.callbacks", callbacks)
 _sys.modules.setdefault(f"{__name__}.metrics", metrics)
 
+from ember.backend import threads as _threads  # noqa: E402
+
+_threads._from_env()  # EMBER_NUM_THREADS
+
 __all__ = [
     "data",
     "distributed",
@@ -70,6 +75,8 @@ __all__ = [
     "metrics",
     "save",
     "load",
+    "load_model",
+    "load_run",
     "Trainer",
     "History",
     "train_one_step",
@@ -101,6 +108,8 @@ __all__ = [
     "JitFunction",
     "set_backend",
     "get_backend",
+    "set_num_threads",
+    "get_num_threads",
     "as_dtype",
     "float16",
     "float32",
@@ -117,9 +126,10 @@ __all__ = [
 if not _typing.TYPE_CHECKING:  # hidden from type checkers: unknown ember.X must stay errors there
 
     def __getattr__(name: str) -> _typing.Any:
-        """``ember.plot`` on first use: it imports matplotlib, which ``import ember`` must not."""
-        if name == "plot":
+        """``ember.plot`` and ``ember.onnx`` on first use: they import matplotlib and onnx,
+        which ``import ember`` must not."""
+        if name in ("plot", "onnx"):
             import importlib
 
-            return importlib.import_module("ember.plot")
+            return importlib.import_module(f"ember.{name}")
         raise AttributeError(f"module 'ember' has no attribute {name!r}")

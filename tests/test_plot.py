@@ -288,8 +288,8 @@ def test_plot_kernels_draws_each_filter(tmp_path):
             "expected a Conv2D layer or a 4-D weight (out_channels, in_channels, kH, kW), got "
             "Linear with weight shape (3, 2)")):
         plot.plot_kernels(nn.Linear(2, 3))
-    with pytest.raises(ValueError, match=re.escape("channel must be an input channel in [0, 2) "
-                                                   "or 'mean', got 2")):
+    with pytest.raises(ValueError, match=re.escape("channel must be an input channel in [0, 2), "
+                                                   "'mean' or 'all', got 2")):
         plot.plot_kernels(conv, channel=2)
 
 

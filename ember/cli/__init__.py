@@ -28,6 +28,10 @@ Commands
     fit a 784-input MLP). Default output: ``INPUTS-predictions.npy`` beside the inputs.
 ``ember summary CONFIG | RUN_DIR | --preset NAME``
     The model's layers, output shapes and parameter counts.
+``ember export RUN_DIR [-o MODEL.onnx]``
+    Writes the run's trained model (in eval mode, batch axis dynamic) as an ONNX file, default
+    ``RUN_DIR/model.onnx`` (needs ``pip install "ember[onnx]"``; ``ember.onnx.export`` in
+    Python).
 ``ember info``
     The versions of ember, Python, NumPy, JAX and friends, the active backend, JAX's devices.
 ``ember gradcheck [--backend numpy|jax] [--op NAME]``
@@ -43,7 +47,9 @@ Overrides of ``ember train`` (they win over the config and are recorded in ``con
 ``--set key.sub=value`` (repeatable; the value is parsed as JSON, else taken as a string:
 ``--set data.n=500 --set data.name=moons --set model.0.units=32``). ``--no-plots`` skips the
 PNGs, ``--verbose 0|1|2`` sets the progress output (1: a bar per epoch on a terminal, a line per
-epoch otherwise).
+epoch otherwise). ``--threads N`` sets the CPU threads of BLAS and XLA
+(``ember.set_num_threads``; not recorded: it changes the speed, not the results); one thread is
+often the fastest on a machine shared with other work.
 
 The run folder
 --------------
@@ -55,6 +61,9 @@ The run folder
   same run again.
 - ``checkpoint/``: ``Trainer.save_checkpoint`` after every epoch, written atomically, so Ctrl-C
   (or a crash) leaves the last complete epoch; ``ember train --resume RUN_DIR`` continues it.
+- ``model.safetensors``: the trained model, architecture and weights, written when training
+  ends: ``ember.load_model(path)`` rebuilds it; ``ember.load_run(RUN_DIR)`` returns it with
+  the config and history (from the checkpoint when training was interrupted).
 - ``history.csv``: one row per epoch (``epoch``, ``loss``, the metrics, ``val_*``, ``lr``).
 - ``results.json``: the loss and metrics on the training and the test set after training
   (also printed; ``ember evaluate`` prints the same numbers).
@@ -253,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override any key: data.n=500, optimizer.weight_decay=1e-4, "
                        "model.0.units=32 (VALUE as JSON, else a string); repeatable")
+    train.add_argument("--threads", type=_positive_int, metavar="N",
+                       help="CPU threads for BLAS and XLA (ember.set_num_threads); 1 is often "
+                       "fastest on a machine shared with other work")
     train.add_argument("--no-plots", action="store_true", help="skip curves.png and "
                        "decision_boundary.png")
     train.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,
@@ -284,6 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
     sm = sub.add_parser("summary", help="layers and parameter counts of a config, run or preset")
     sm.add_argument("target", nargs="?", metavar="CONFIG|RUN_DIR")
     sm.add_argument("--preset", metavar="NAME")
+
+    ex = sub.add_parser("export", help="write a trained run's model as an ONNX file",
+                        description="Export RUN_DIR's trained model (eval mode) to ONNX with "
+                        "a dynamic batch axis; needs the onnx package (ember[onnx]).")
+    ex.add_argument("run_dir", metavar="RUN_DIR")
+    ex.add_argument("-o", "--output", metavar="MODEL.onnx",
+                    help="default: RUN_DIR/model.onnx")
 
     sub.add_parser("info", help="versions, backends and JAX devices")
 

@@ -1,4 +1,4 @@
-"""The commands of ``ember``: train, evaluate, predict, summary, info, gradcheck and demo.
+"""The commands of ``ember``: train, evaluate, predict, summary, export, info, gradcheck, demo.
 
 Each takes the parsed ``argparse`` namespace and returns the exit status; mistakes in what was
 asked raise :class:`~ember.cli.config.CliError` (see ``ember.cli`` for the reference).
@@ -236,7 +236,11 @@ def _plots(run_dir: Path, history: Any, model: Any, data: Data, cfg: dict[str, A
         plot.plot_history(history, path=run_dir / "curves.png")
         if list(cfg["input_shape"]) == [2]:
             plot.plot_decision_boundary(model, data.x_test, data.y_test,
-                                        path=run_dir / "decision_boundary.png")
+                                        path=run_dir / "decision_boundary.png",
+                                        title=f"{cfg['name']}: decision regions after "
+                                        f"{len(history.epoch)} epoch"
+                                        + ("s" if len(history.epoch) != 1 else ""),
+                                        points=f"test set ({len(data.x_test)} points)")
     except ImportError:
         print(_PLOT_HINT)
     except Exception as e:  # a figure must not cost the finished run its summary
@@ -245,6 +249,10 @@ def _plots(run_dir: Path, history: Any, model: Any, data: Data, cfg: dict[str, A
 
 def _cmd_train(args: argparse.Namespace) -> int:
     """``ember train [CONFIG | --preset NAME | --resume RUN_DIR] [overrides]``."""
+    if getattr(args, "threads", None) is not None:  # before JAX starts (XLA reads it once)
+        from ember.backend.threads import set_num_threads
+
+        set_num_threads(args.threads)
     overrides = _overrides(args)
     resume = args.resume is not None
     if resume:
@@ -329,6 +337,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 130
     seconds = time.perf_counter() - start
     _atomic_write(run_dir / "history.csv", _history_csv(history))
+    ember.save(model, run_dir / "model.safetensors")  # ember.load_model / ember.load_run
     stopped = len(history.epoch) and history.epoch[-1] + 1 < cfg["epochs"]
     print(f"trained {len(history.epoch) - done} epochs in {seconds:.1f}s"
           + (" (stopped early)" if stopped else ""))
@@ -521,6 +530,31 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- export ----------------------------------------------------------------------------------------
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    """``ember export RUN_DIR [-o MODEL.onnx]``: the run's model as an ONNX file."""
+    try:
+        import onnx  # noqa: F401 - the error below instead of one from inside the export
+
+        import ember.onnx as ember_onnx
+    except ImportError:
+        raise CliError('export needs the onnx package: pip install "ember[onnx]"', code=1
+                       ) from None
+    cfg, _, model, _ = _load_run(args.run_dir, None)
+    out = Path(args.output) if args.output else Path(args.run_dir) / "model.onnx"
+    if not out.parent.is_dir():
+        raise CliError(f"-o: folder {str(out.parent)!r} does not exist")
+    example = np.zeros((1, *cfg["input_shape"]), np.float32)
+    try:
+        ember_onnx.export(model, example, out)
+    except ember_onnx.ExportError as e:
+        raise CliError(f"{args.run_dir}: {e}", code=1) from None
+    print(f"wrote {out} (ONNX opset {ember_onnx.OPSET}, input 'input' of shape "
+          f"(batch, {', '.join(map(str, cfg['input_shape']))}), output 'output')")
+    return 0
+
+
 # -- info ------------------------------------------------------------------------------------------
 
 def _version(module: str) -> str:
@@ -555,6 +589,16 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
     print(f"malloc tuning for NumPy: {numpy_backend.malloc_tuning} (EMBER_MALLOC_TUNING=0 turns "
           f"it off)")
+    from ember.backend import threads
+
+    for lib in threads.blas_info():
+        layer = lib.get("threading_layer")
+        print(f"BLAS: {lib.get('internal_api')} {lib.get('version')}"
+              + (f" ({layer})" if layer else "") + f", {lib.get('num_threads')} threads")
+    env = os.environ.get(threads.ENV)
+    print(f"threads: {ember.get_num_threads()} of {os.cpu_count()} CPUs ("
+          + (f"{threads.ENV}={env}" if env else f"set with {threads.ENV}=N, ember.set_num_threads"
+             f" or ember train --threads N") + f"); XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
     try:
         import jax
     except ImportError:
@@ -694,5 +738,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 #: command name -> its handler (``handler(args) -> exit status``)
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
-    "summary": _cmd_summary, "info": _cmd_info, "gradcheck": _cmd_gradcheck, "demo": _cmd_demo,
+    "summary": _cmd_summary, "export": _cmd_export, "info": _cmd_info,
+    "gradcheck": _cmd_gradcheck, "demo": _cmd_demo,
 }

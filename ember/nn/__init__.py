@@ -10,7 +10,7 @@ Example:
 
 from __future__ import annotations
 
-from ember.nn import init
+from ember.nn import init, registry
 from ember.nn import summary as _summary  # noqa: F401  (attaches Module.summary)
 from ember.nn.activations import (
     ACTIVATIONS,
@@ -44,6 +44,7 @@ from ember.nn.layers import (
 )
 from ember.nn.module import Module, Parameter
 from ember.nn.monitor import Monitor
+from ember.nn.registry import register
 
 __all__ = [
     "Module",
@@ -78,6 +79,9 @@ __all__ = [
     "init",
     "from_config",
     "Monitor",
+    "registry",
+    "register",
+    "load",  # attached by ember.train.saving (the file format lives on the training floor)
 ]
 
 # -- conv/pool layers, losses and penalties (nn-ops: ember/nn/conv.py, losses.py, functional.py) --

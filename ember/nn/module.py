@@ -252,6 +252,12 @@ class Module:
     _buffers: dict[str, Tensor | None]
     _modules: dict[str, Module | None]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        from ember.nn import registry  # records constructor arguments for ember.save(model)
+
+        registry.record_init(cls)
+
     def __init__(self) -> None:
         setattr_ = object.__setattr__
         setattr_(self, "training", True)

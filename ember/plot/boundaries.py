@@ -117,22 +117,35 @@ def _draw_regions(ax: Any, xx: np.ndarray, yy: np.ndarray, classes: np.ndarray,
 
 
 def _draw_points(ax: Any, points: np.ndarray, labels: np.ndarray | None,
-                 colors: np.ndarray) -> None:
+                 colors: np.ndarray, what: str) -> None:
+    """The points, and a legend that says what they are and what the colours mean."""
     if labels is None:
-        ax.scatter(points[:, 0], points[:, 1], s=12, c="k", linewidths=0)
-    else:
-        ax.scatter(points[:, 0], points[:, 1], s=14, c=colors[labels], edgecolors="k",
-                   linewidths=0.4)
+        ax.scatter(points[:, 0], points[:, 1], s=12, c="k", linewidths=0, label=what)
+        ax.legend(loc="best", fontsize="small", title="shading: predicted class",
+                  title_fontsize="small")
+        return
+    for c in np.unique(labels):
+        mine = labels == c
+        ax.scatter(points[mine, 0], points[mine, 1], s=14, color=colors[c], edgecolors="k",
+                   linewidths=0.4, label=f"class {c}")
+    ax.legend(loc="best", fontsize="small", title=f"{what} (true label)\nshading: predicted "
+              f"class", title_fontsize="small")
+
+
+def _label_axes(ax: Any) -> None:
+    ax.set_xlabel("x[:, 0] (input feature 0)")
+    ax.set_ylabel("x[:, 1] (input feature 1)")
 
 
 def plot_decision_boundary(model: Module, x: Any, y: Any, path: PathLike | None = None, *,
                            resolution: int = 200, ax: Any = None, title: str | None = None,
-                           threshold: float = 0.0) -> Figure:
+                           threshold: float = 0.0, points: str = "points") -> Figure:
     """The regions a 2-D classifier assigns to each class, with the labelled points on top.
 
     The classes come from :func:`decision_grid` (argmax of the outputs, or ``output >
     threshold`` for one logit column); the regions are filled in light class colours and the
-    points drawn in the full colour of their label.
+    points drawn in the full colour of their label. The legend says what the points are
+    (``points``, e.g. ``"test set"``) and what the shading means; the axes name the features.
 
     Args:
         model: a module mapping ``(n, 2)`` points to ``(n, classes)`` or ``(n, 1)`` scores.
@@ -141,8 +154,9 @@ def plot_decision_boundary(model: Module, x: Any, y: Any, path: PathLike | None 
         path: a file to save the figure to.
         resolution: grid points along each axis.
         ax: draw into these axes instead of a new figure (their figure is returned).
-        title: the axes' title.
+        title: the axes' title (default: ``"decision regions of <model class>"``).
         threshold: the binary decision threshold for one output column.
+        points: what the points are, for the legend (``"test set"``, ``"training data"``).
 
     Raises:
         ValueError: ``x`` is not of shape ``(n, 2)``, or ``y`` does not match it.
@@ -157,9 +171,9 @@ def plot_decision_boundary(model: Module, x: Any, y: Any, path: PathLike | None 
         'moons'
     """
     owner = "plot_decision_boundary"
-    points = _check_points(x, owner)
-    labels = _labels(y, len(points), owner)
-    xx, yy = _grid(points, resolution, owner)
+    points_xy = _check_points(x, owner)
+    labels = _labels(y, len(points_xy), owner)
+    xx, yy = _grid(points_xy, resolution, owner)
     classes, k = _classify(model, xx, yy, threshold, owner)
     colors = _class_colors(max(k, int(labels.max()) + 1 if labels.size else 0, 2))
     if ax is None:
@@ -168,11 +182,11 @@ def plot_decision_boundary(model: Module, x: Any, y: Any, path: PathLike | None 
     else:
         fig = ax.figure
     _draw_regions(ax, xx, yy, classes, colors)
-    _draw_points(ax, points, labels, colors)
+    _draw_points(ax, points_xy, labels, colors, points)
     ax.set_xlim(xx.min(), xx.max())
     ax.set_ylim(yy.min(), yy.max())
-    if title is not None:
-        ax.set_title(title)
+    _label_axes(ax)
+    ax.set_title(f"decision regions of {type(model).__name__}" if title is None else title)
     return _finish(fig, path)
 
 
@@ -359,9 +373,10 @@ def animate_decision_boundary(recorder_or_frames: DecisionBoundaryRecorder | Seq
             ax.clear()
             _draw_regions(ax, frame.xx, frame.yy, frame.classes, colors)
             if points is not None:
-                _draw_points(ax, points, labels, colors)
+                _draw_points(ax, points, labels, colors, "recorded points")
             ax.set_xlim(frame.xx.min(), frame.xx.max())
             ax.set_ylim(frame.yy.min(), frame.yy.max())
+            _label_axes(ax)
             ax.set_title(frame.title())
             writer.grab_frame()
     return fig

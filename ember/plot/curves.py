@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np  # host-side only: the numbers that are drawn
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ember.plot._common import PathLike, _finish, _grid_shape, _new_figure, _panel_grid
 
@@ -135,6 +136,8 @@ def plot_history(history: Any, metrics: Sequence[str] | None = None,
                     markersize=3.5, label=label)
         ax.set_title(name)
         ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 2.5
         if name == "lr":
             ax.set_yscale("log")
         ax.grid(True, alpha=0.3)

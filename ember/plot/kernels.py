@@ -30,14 +30,16 @@ def plot_kernels(layer_or_weight: Any, path: PathLike | None = None, *, max_kern
 
     Takes a ``Conv2D`` layer or its weight ``(out_channels, in_channels, kH, kW)``. Each panel
     shows one output channel's kernel for input channel ``channel`` (default 0, the only one of
-    a grey-image layer), or the mean over input channels with ``channel="mean"``. Blue is
-    negative, red positive, white zero; one colour bar gives the scale.
+    a grey-image layer), the mean over input channels with ``channel="mean"``, or every input
+    channel with ``channel="all"`` (one row per output channel, one column per input channel).
+    The figure's title says which input channel is shown. Blue is negative, red positive, white
+    zero; one colour bar gives the scale.
 
     Args:
         layer_or_weight: a Conv2D layer or a 4-D weight.
         path: a file to save the figure to.
-        max_kernels: draw at most this many (the first ones).
-        channel: the input channel to draw, or ``"mean"``.
+        max_kernels: draw at most this many output channels (the first ones).
+        channel: the input channel to draw, ``"mean"`` or ``"all"``.
 
     Example:
         >>> import ember
@@ -45,8 +47,13 @@ def plot_kernels(layer_or_weight: Any, path: PathLike | None = None, *, max_kern
         >>> fig = plot.plot_kernels(nn.Conv2D(1, 6, 3))
         >>> len(fig.axes)   # 6 kernels and the colour bar
         7
+        >>> fig.texts[0].get_text()
+        'Conv2D 1->6 3x3: the kernel of each output channel (input channel 0 of 1)'
+        >>> len(plot.plot_kernels(nn.Conv2D(3, 4, 3), channel="all").axes)  # 4 x 3 and the bar
+        13
     """
     owner = "plot_kernels"
+    name = "weight"
     if isinstance(layer_or_weight, Module):
         weight = getattr(layer_or_weight, "weight", None) \
             if "weight" in layer_or_weight._parameters else None
@@ -56,31 +63,40 @@ def plot_kernels(layer_or_weight: Any, path: PathLike | None = None, *, max_kern
                              f"in_channels, kH, kW), got {type(layer_or_weight).__name__} "
                              f"with weight shape {shape}")
         w = _to_numpy(weight)
+        name = layer_or_weight.describe()
     else:
         w = _to_numpy(layer_or_weight)
     if w.ndim != 4:
         raise ValueError(f"{owner}: expected a 4-D weight (out_channels, in_channels, kH, kW), "
                          f"got shape {tuple(w.shape)}")
+    c_in = w.shape[1]
     if channel == "mean":
-        kernels = w.mean(axis=1)
-    elif isinstance(channel, int) and not isinstance(channel, bool) \
-            and 0 <= channel < w.shape[1]:
-        kernels = w[:, channel]
+        kernels, which = w.mean(axis=1)[:, None], f"mean over the {c_in} input channels"
+    elif channel == "all":
+        kernels, which = w, f"columns: the {c_in} input channels"
+    elif isinstance(channel, int) and not isinstance(channel, bool) and 0 <= channel < c_in:
+        kernels, which = w[:, channel:channel + 1], f"input channel {channel} of {c_in}"
     else:
-        raise ValueError(f"{owner}: channel must be an input channel in [0, {w.shape[1]}) or "
-                         f"'mean', got {channel!r}")
+        raise ValueError(f"{owner}: channel must be an input channel in [0, {c_in}), 'mean' "
+                         f"or 'all', got {channel!r}")
     n = min(len(kernels), _positive(max_kernels, "max_kernels", owner))
-    rows, cols = _grid_shape(n)
-    fig = _new_figure(1.2 * cols + 1.0, 1.2 * rows + 0.4)
+    per = kernels.shape[1]  # panels per output channel
+    if per == 1:
+        rows, cols = _grid_shape(n)
+    else:
+        rows, cols = n, per
+    fig = _new_figure(1.2 * cols + 1.0, 1.2 * rows + 0.8)
     limit = float(np.abs(kernels[:n]).max()) or 1.0
-    axes = _panel_grid(fig, n, cols)
+    axes = _panel_grid(fig, n * per, cols)
     images = []
     for i, ax in enumerate(axes):
-        images.append(ax.imshow(kernels[i], cmap="RdBu_r", vmin=-limit, vmax=limit,
+        out, inp = divmod(i, per)
+        images.append(ax.imshow(kernels[out, inp], cmap="RdBu_r", vmin=-limit, vmax=limit,
                                 interpolation="nearest"))
         ax.set_axis_off()
-        ax.set_title(str(i), fontsize=8)
-    fig.colorbar(images[0], ax=axes, fraction=0.05)
+        ax.set_title(str(out) if per == 1 else f"out {out}, in {inp}", fontsize=8)
+    fig.colorbar(images[0], ax=axes, fraction=0.05, label="weight")
+    fig.suptitle(f"{name}: the kernel of each output channel ({which})", fontsize=10)
     return _finish(fig, path)
 
 

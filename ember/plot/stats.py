@@ -40,6 +40,7 @@ def _lines(ax: Any, series: dict[str, np.ndarray], transform: Any = None) -> Non
         v = values if transform is None else transform(values)
         ax.plot(np.arange(1, len(v) + 1), v, label=name or "(model)", linewidth=1.2)
     ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small", ncol=max(1, math.ceil(len(series) / 12)))
 
@@ -71,6 +72,7 @@ def plot_grad_norms(monitor_or_history: Any, path: PathLike | None = None, *,
     if log:
         ax.set_yscale("log")
     ax.set_title("gradient norm per parameter")
+    ax.set_ylabel("L2 norm of the gradient")
     return _finish(fig, path)
 
 
@@ -78,7 +80,9 @@ def plot_param_stats(monitor_or_history: Any, path: PathLike | None = None) -> F
     """The running mean and standard deviation of every parameter's values, over the steps.
 
     Takes an ``nn.Monitor`` or its ``history()`` (``<path>/mean`` and ``<path>/var``; the
-    standard deviation is the square root of the variance). Two axes: mean, std.
+    standard deviation is the square root of the variance). The statistics are running ones:
+    at each step, over every value the parameter has held at the recorded steps so far (see
+    ``nn.Monitor``), which the titles say. Two axes: mean, std.
 
     Example:
         >>> import ember
@@ -87,7 +91,7 @@ def plot_param_stats(monitor_or_history: Any, path: PathLike | None = None) -> F
         >>> monitor = nn.Monitor(model)
         >>> monitor.step()
         >>> [ax.get_title() for ax in plot.plot_param_stats(monitor).axes]
-        ['mean', 'std']
+        ['running mean', 'running std']
     """
     owner = "plot_param_stats"
     records = _monitor_history(monitor_or_history, owner)
@@ -97,8 +101,11 @@ def plot_param_stats(monitor_or_history: Any, path: PathLike | None = None) -> F
     ax_mean, ax_std = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     _lines(ax_mean, means)
     _lines(ax_std, variances, np.sqrt)
-    ax_mean.set_title("mean")
-    ax_std.set_title("std")
+    ax_mean.set_title("running mean")
+    ax_std.set_title("running std")
+    ax_mean.set_ylabel("mean of the values so far")
+    ax_std.set_ylabel("std of the values so far")
+    fig.suptitle("parameter values: running statistics over all recorded steps so far")
     return _finish(fig, path)
 
 
