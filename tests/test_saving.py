@@ -50,6 +50,11 @@ def _cases():
             nn.Conv2D(2, 4, 3, padding=1), nn.BatchNorm2D(4), nn.ReLU(), nn.MaxPool2D(2),
             nn.Conv2D(4, 4, (3, 3), stride=1), nn.AvgPool2D(2, stride=1),
             nn.GlobalAvgPool2D(), nn.Flatten(), nn.Linear(4, 3)), (2, 8, 8)),
+        ("conv-options", nn.Sequential(
+            nn.Conv2D(2, 4, 3, padding=2, dilation=2, groups=2), nn.MaxPool2D(3, ceil_mode=True),
+            nn.AvgPool2D(2, padding=1, count_include_pad=False), nn.AdaptiveMaxPool2D((3, 2)),
+            nn.AdaptiveAvgPool2D(1), nn.Flatten()), (2, 9, 9)),
+        ("conv1d", nn.Conv1D(2, 3, 3, stride=2, padding=1, dilation=1), (2, 7)),
         ("named-sequential", nn.Sequential({"fc": nn.Linear(3, 2), "act": nn.Tanh()}), (3,)),
         ("custom", TwoHeads(3, widths=(6, 5), heads=("x", "y", "z")), (3,)),
         *_sequence_cases(),
