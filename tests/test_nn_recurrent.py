@@ -133,10 +133,7 @@ def test_layer_gradients_match_jax_grad_of_the_equations(backend, mode, layers, 
 
 
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("scan", ["unrolled", "scan"])
-def test_fused_recurrences_gradcheck(backend, reverse, scan, rng, monkeypatch):
-    monkeypatch.setattr(rec, "SCAN", scan)
-
+def test_fused_recurrences_gradcheck(backend, reverse, rng):
     def t(*shape):
         return ember.tensor(rng.standard_normal(shape) * 0.7, requires_grad=True)
 
