@@ -82,6 +82,7 @@ class MultiheadAttention(Module):
         self.head_dim = self.embed_dim // self.num_heads
         self.dropout = float(dropout)
         self.batch_first = bool(batch_first)
+        self.bias = bool(bias)
         e = self.embed_dim
         self.in_proj_weight = Parameter(shape=(3 * e, e), init=_init.xavier_uniform_,
                                         dtype=dtype)
@@ -257,6 +258,10 @@ class TransformerBlock(Module):
         self.pre_norm = bool(pre_norm)
         self.causal = bool(causal)
         self.dropout = float(dropout)
+        self.bias = bool(bias)
+        self.norm_eps = float(norm_eps)
+        # the name for config(); a callable or module given here has no config form
+        self.activation = activation if isinstance(activation, str) else repr(activation)
         hidden = int(round(self.d_model * mlp_ratio))
 
         def make_norm() -> Module:
