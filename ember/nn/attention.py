@@ -177,7 +177,8 @@ class MultiheadAttention(Module):
                     y = y + bias[i * e:(i + 1) * e]
                 heads.append(y.reshape(b, x_in.shape[1], h, d).swapaxes(1, 2))
             q, k, v = heads
-        mask = self._allowed(attn_mask, key_padding_mask, is_causal, b, t, s)
+        # the fused op applies is_causal itself, from a mask it makes once per (T, S)
+        mask = self._allowed(attn_mask, key_padding_mask, is_causal and need_weights, b, t, s)
         p_drop = self.dropout if self.training else 0.0
         rng = None
         if p_drop:
@@ -200,7 +201,7 @@ class MultiheadAttention(Module):
                 weights = weights.mean(axis=1)
         else:
             out = ember.scaled_dot_product_attention(  # type: ignore[attr-defined]
-                q, k, v, mask=mask, dropout_p=p_drop, rng_key=rng)
+                q, k, v, mask=mask, is_causal=is_causal, dropout_p=p_drop, rng_key=rng)
         out = self.out_proj(out.swapaxes(1, 2).reshape(b, t, e))
         if not self.batch_first:
             out = out.swapaxes(0, 1)
