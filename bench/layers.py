@@ -222,8 +222,17 @@ def main() -> None:
     parser.add_argument("--overhead", action="store_true", help="per-op cost on NumPy")
     parser.add_argument("--scan", action="store_true", help="unrolled loop vs backend.scan")
     parser.add_argument("--scan-steps", type=int, default=16, help="sequence length for --scan")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="limit NumPy's BLAS and PyTorch to this many threads (a machine "
+                             "shared with other jobs punishes spinning BLAS threads)")
     args = parser.parse_args()
     rounds, target = (QUICK_ROUNDS, QUICK_TARGET_S) if args.quick else (args.rounds, TARGET_S)
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
+        if torch is not None:
+            torch.set_num_threads(args.threads)
     data = _data()
     backends = [b for b in ("numpy", "jax") if b in ember.backend.available()]
     impls: dict[str, dict[str, tuple[str | None, Callable[[], Any]]]] = {}
@@ -231,11 +240,11 @@ def main() -> None:
         for name, step in ember_steps(bk, data).items():
             impls.setdefault(name, {})[f"ember-{bk}"] = (bk, step)
     if torch is not None:
-        torch.set_num_threads(max(1, torch.get_num_threads()))
         for name, step in torch_steps(data).items():
             impls[name]["torch"] = (None, step)
     cols = [f"ember-{b}" for b in backends] + (["torch"] if torch is not None else [])
-    print(f"forward+backward, float32, ms per step (median of {rounds} rounds)"
+    print(f"forward+backward, float32, ms per step (median of {rounds} rounds"
+          + (f", {args.threads} BLAS/torch threads)" if args.threads else ")")
           + ("" if torch is not None else "; PyTorch not installed: no ratios"))
     header = f"{'workload':<11}" + "".join(f"{c:>13}" for c in cols)
     if torch is not None:
