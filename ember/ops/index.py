@@ -84,10 +84,10 @@ def take_along_axis(x: Tensor, indices: Any, axis: int) -> Tensor:
 
 
 @register("gather")
-def gather(x: Tensor, dim: int, index: Any) -> Tensor:
+def gather(x: Tensor, axis: int, index: Any) -> Tensor:
     """PyTorch's ``gather``: ``out[i][j] = x[index[i][j]][j]`` for ``dim=0``; ``index`` may be
     smaller than ``x`` along the other axes. Same as :func:`take_along_axis` (argument order
-    ``x, dim, index``).
+    ``x, dim, index``; ``dim=`` or ``axis=``).
 
     Example:
         >>> import ember
@@ -96,7 +96,7 @@ def gather(x: Tensor, dim: int, index: Any) -> Tensor:
         [[1.0, 1.0], [4.0, 3.0]]
     """
     idx = _indices(index, "gather")
-    a = _axis(dim, x.ndim, "gather")
+    a = _axis(axis, x.ndim, "gather")
     if idx.ndim != x.ndim or any(i > n for d, (i, n) in enumerate(zip(idx.shape, x.shape))
                                  if d != a):
         raise ValueError(f"ember.gather: index of shape {tuple(idx.shape)} must have the "
@@ -130,7 +130,12 @@ class Embedding(Function):
                             f"{indices.dtype}")
         ctx.shape, ctx.padding_idx = weight.shape, padding_idx
         ctx.save_for_backward(indices)
-        return xp.take(weight, indices, axis=0)
+        try:
+            return xp.take(weight, indices, axis=0)
+        except IndexError:  # NumPy checks; JAX clamps (the Embedding layer checks outside jit)
+            raise IndexError(f"ember.embedding: an index is out of range for a weight of "
+                             f"{weight.shape[0]} rows (indices must be in [0, "
+                             f"{weight.shape[0]}))") from None
 
     def backward(ctx, g):
         (idx,) = ctx.saved_tensors
@@ -244,10 +249,9 @@ class Cumsum(Function):
         return rev.reshape(ctx.shape)
 
 
-def _order(x: Tensor, axis: int, descending: bool, stable: bool = True) -> Any:
-    xp = _xp()
+def _order(x: Tensor, axis: int, descending: bool) -> Any:
     data = -x.data if descending else x.data  # negating keeps ties in their original order
-    return xp.argsort(data, axis=axis, stable=True) if stable else xp.argsort(data, axis=axis)
+    return _xp().argsort(data, axis=axis, stable=True)
 
 
 @register("argsort", differentiable=False)
