@@ -155,3 +155,17 @@ __all__ += [
     "L1",
     "L2",
 ]
+
+# -- sequence layers (seqlayers: ember/nn/attention.py, embedding.py, norm.py, recurrent.py) ------
+
+from ember.nn.attention import (  # noqa: E402
+    MultiheadAttention,
+    TransformerBlock,
+    TransformerEncoderLayer,
+)
+from ember.nn.embedding import Embedding  # noqa: E402
+from ember.nn.norm import GroupNorm, RMSNorm  # noqa: E402
+from ember.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: E402
+
+__all__ += ["Embedding", "RMSNorm", "GroupNorm", "MultiheadAttention", "TransformerBlock",
+            "TransformerEncoderLayer", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
