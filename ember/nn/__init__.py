@@ -136,3 +136,10 @@ __all__ += [
     "L1",
     "L2",
 ]
+
+# -- sequence layers: norms, recurrent (seqlayers: ember/nn/norm.py, recurrent.py) ---------------
+
+from ember.nn.norm import GroupNorm, RMSNorm  # noqa: E402
+from ember.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: E402
+
+__all__ += ["RMSNorm", "GroupNorm", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]

@@ -92,3 +92,4 @@ def register(
 
 # Importing the families registers their ops (the order is the order of REGISTRY).
 from ember.ops import elementwise, activation, reduce, linalg, shape, compare, conv, dropout, loss  # noqa: E402,F401,I001,E501
+from ember.ops import index, attention  # noqa: E402,F401,I001

@@ -79,3 +79,79 @@ class MatMul(Function):
             if b.ndim == 1:
                 gb = gb[..., :, 0]
         return ga, gb  # batch axes that were broadcast are summed by the engine
+
+
+def _parse(spec: str, n: int) -> tuple[list[str], str]:
+    """The input subscripts and the output of an einsum ``spec`` (implicit output: the letters
+    that appear once, sorted, after any ``...``)."""
+    spec = spec.replace(" ", "")
+    ins, arrow, out = spec.partition("->")
+    subs = ins.split(",")
+    if len(subs) != n:
+        raise ValueError(f"ember.einsum: {spec!r} names {len(subs)} operands but {n} were given")
+    if not arrow:
+        letters = ins.replace(",", "").replace("...", "")
+        out = ("..." if "..." in ins else "") + "".join(
+            sorted(c for c in set(letters) if letters.count(c) == 1))
+    return subs, out
+
+
+@register("einsum", method=False)
+class Einsum(Function):
+    """Einstein summation (NumPy's ``einsum``), differentiable for every operand: the gradient
+    of each is an einsum of the output gradient with the other operands.
+
+    Example:
+        >>> import ember
+        >>> a, b = ember.ones(2, 3), ember.ones(3, 4)
+        >>> ember.einsum("ij,jk->ik", a, b).shape
+        (2, 4)
+    """
+
+    def forward(ctx, spec, *operands):
+        ctx.subs, ctx.out = _parse(spec, len(operands))
+        ctx.save_for_backward(*operands)
+        try:
+            return backend.get().xp.einsum(spec, *operands)
+        except (ValueError, TypeError) as e:
+            shapes = ", ".join(str(tuple(o.shape)) for o in operands)
+            raise ValueError(f"ember.einsum: {spec!r} does not fit operands of shapes {shapes}: "
+                             f"{e}") from None
+
+    def backward(ctx, g):
+        xp = backend.get().xp
+        ops = ctx.saved_tensors
+        subs, out = _explicit(ctx.subs, ctx.out, ops)
+        grads: list[Any] = [None]
+        for i, (sub, op) in enumerate(zip(subs, ops)):
+            if not ctx.needs_input_grad[i + 1]:
+                grads.append(None)
+                continue
+            if len(set(sub)) != len(sub):
+                raise NotImplementedError(f"ember.einsum: no gradient for the repeated index "
+                                          f"(diagonal) in {ctx.subs[i]!r}")
+            others = [s for j, s in enumerate(subs) if j != i]
+            seen = out + "".join(others)
+            # letters summed over in this operand alone: einsum cannot make them; broadcast after
+            kept = "".join(c for c in sub if c in seen)
+            spec = ",".join([out, *others]) + "->" + kept
+            gi = xp.einsum(spec, g, *[o for j, o in enumerate(ops) if j != i])
+            if kept != sub:
+                pos = tuple(k for k, c in enumerate(sub) if c not in seen)
+                gi = xp.broadcast_to(xp.expand_dims(gi, pos), op.shape)
+            grads.append(gi)
+        return tuple(grads)
+
+
+def _explicit(subs: list[str], out: str, ops: tuple[Any, ...]) -> tuple[list[str], str]:
+    """The subscripts with each ``...`` spelled out in unused letters (right-aligned, as NumPy
+    broadcasts), so that a gradient's spec may drop or reorder them."""
+    if not any("..." in s for s in subs):
+        return subs, out
+    used = set("".join(subs) + out)
+    free = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in used]
+    leads = [op.ndim - len(s.replace("...", "")) for s, op in zip(subs, ops)]
+    nb = max(leads)
+    names = "".join(free[:nb])
+    subs = [s.replace("...", names[nb - n:]) for s, n in zip(subs, leads)]
+    return subs, out.replace("...", names)

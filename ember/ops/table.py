@@ -393,3 +393,94 @@ ROWS += [
         lambda a, b: ember.binary_cross_entropy_with_logits(a, b.sigmoid()),
         lambda xp, a, b: xp.logaddexp(0.0, a) - a / (1 + xp.exp(-b)), BINARY, domain="wide"),
 ]
+
+
+# -- sequence ops (ember/ops/index.py, attention.py, linalg.py's einsum) ---------------------------
+# Index arguments are fixed constants; the references use the library's own take/sort/einsum.
+
+IDX = np.array([[0, 3, 3], [1, 1, 0], [2, 0, 2]])  # repeated indices: the gradient accumulates
+TOKENS = np.array([[4, 0, 4, 2], [1, 4, 4, 3]])  # (2, 4) tokens into a (5, 3) table
+
+
+def _sdpa_ref(xp: Any, q: Any, k: Any, v: Any, mask: Any = None, causal: bool = False,
+              scale: float | None = None) -> Any:
+    s = q @ xp.swapaxes(k, -1, -2) * (scale or 1 / np.sqrt(q.shape[-1]))
+    if mask is not None:
+        s = s + mask if mask.dtype.kind == "f" else xp.where(mask, s, -np.inf)
+    if causal:
+        s = xp.where(np.tril(np.ones(s.shape[-2:], bool)), s, -np.inf)
+    return _softmax_ref(xp, s) @ v
+
+
+ATTN_MASK = np.array([[True, False, True, True, False, True]] * 4 + [[False] * 5 + [True]])
+
+ROWS += [
+    Row("take_along_axis", lambda a: a.take_along_axis(IDX, axis=1),
+        lambda xp, a: xp.take_along_axis(a, IDX, axis=1), [((3, 4),)]),
+    Row("take_along_axis", lambda a: ember.take_along_axis(a, ember.tensor(IDX[:2]), 0),
+        lambda xp, a: xp.take_along_axis(a, IDX[:2], axis=0), [((4, 3),), ((4, 1),)]),
+    Row("gather", lambda a: a.gather(0, IDX[:2, :2]),
+        lambda xp, a: xp.take_along_axis(a[:, :2], IDX[:2, :2], axis=0), [((4, 3),)]),
+    Row("gather", lambda a: ember.gather(a, -1, ember.tensor(IDX)),
+        lambda xp, a: xp.take_along_axis(a, IDX, axis=-1), [((3, 4),)]),
+    Row("embedding", lambda w: ember.embedding(ember.tensor(TOKENS), w),
+        lambda xp, w: w[TOKENS], [((5, 3),)]),
+    Row("embedding", lambda w: ember.embedding(TOKENS[0], w) * 2.0,
+        lambda xp, w: w[TOKENS[0]] * 2.0, [((5, 2),)]),
+    Row("one_hot", lambda a: ember.one_hot(a.argmax(axis=-1), 5),
+        lambda xp, a: (xp.argmax(a, axis=-1)[..., None] == xp.arange(5)).astype(np.int64),
+        [((3, 4),), ((2, 3, 4),)], grad=False),
+    Row("masked_fill", lambda a: a.masked_fill(MASK, -2.0),
+        lambda xp, a: xp.where(MASK, -2.0, a), [((3, 4),), ((4,),)]),
+    Row("masked_fill", lambda a: ember.masked_fill(a, ember.tensor(MASK[0]), 0.5),
+        lambda xp, a: xp.where(MASK[0], 0.5, a), [((3, 4),), ((2, 3, 4),)]),
+    Row("tril", lambda a: a.tril(), lambda xp, a: xp.tril(a), [((3, 4),), ((2, 4, 3),)]),
+    Row("tril", lambda a: a.tril(-1), lambda xp, a: xp.tril(a, -1), [((4, 4),)]),
+    Row("triu", lambda a: a.triu(), lambda xp, a: xp.triu(a), [((3, 4),), ((2, 4, 3),)]),
+    Row("triu", lambda a: ember.triu(a, 1), lambda xp, a: xp.triu(a, 1), [((4, 4),)]),
+    Row("cumsum", lambda a: a.cumsum(axis=1), lambda xp, a: xp.cumsum(a, axis=1),
+        [((3, 4),), ((2, 3, 4),)]),
+    Row("cumsum", lambda a: a.cumsum(-3), lambda xp, a: xp.cumsum(a, axis=-3), [((2, 3, 4),)]),
+    Row("cumsum", lambda a: a.cumsum(), lambda xp, a: xp.cumsum(a), [((3, 4),), ((5,),)]),
+    Row("argsort", lambda a: a.argsort(), lambda xp, a: xp.argsort(a, axis=-1),
+        [((3, 4),), ((7,),)], grad=False),
+    Row("argsort", lambda a: a.argsort(axis=0, descending=True),
+        lambda xp, a: xp.argsort(-a, axis=0), [((3, 4),)], grad=False),
+    Row("sort", lambda a: a.sort()[0], lambda xp, a: xp.sort(a, axis=-1),
+        [((3, 4),), ((2, 3, 5),)]),
+    Row("sort", lambda a: a.sort(axis=0, descending=True)[0] * 2,
+        lambda xp, a: -xp.sort(-a, axis=0) * 2, [((3, 4),)]),
+    Row("topk", lambda a: a.topk(2)[0], lambda xp, a: -xp.sort(-a, axis=-1)[..., :2],
+        [((3, 5),), ((2, 3, 4),), ((6,),)]),
+    Row("topk", lambda a: a.topk(3, axis=0, largest=False)[0],
+        lambda xp, a: xp.sort(a, axis=0)[:3], [((4, 3),), ((3, 2),)]),
+    Row("einsum", lambda a, b: ember.einsum("ij,jk->ik", a, b),
+        lambda xp, a, b: xp.einsum("ij,jk->ik", a, b), [((3, 4), (4, 5))]),
+    Row("einsum", lambda a, b: ember.einsum("bhtd,bhsd->bhts", a, b),
+        lambda xp, a, b: xp.einsum("bhtd,bhsd->bhts", a, b), [((2, 2, 3, 4), (2, 2, 5, 4))]),
+    Row("einsum", lambda a, b: ember.einsum("ij,jk", a, b),  # implicit output: "ik"
+        lambda xp, a, b: a @ b, [((3, 4), (4, 2))]),
+    Row("einsum", lambda a, b: ember.einsum("...ij,jk->...ik", a, b),
+        lambda xp, a, b: a @ b, [((2, 3, 4), (4, 2)), ((3, 4), (4, 2))]),
+    Row("einsum", lambda a, b: ember.einsum("ij,k->k", a, b),  # i, j summed in a alone
+        lambda xp, a, b: xp.sum(a) * b, [((3, 4), (5,))]),
+    Row("einsum", lambda a, b, c: ember.einsum("i,ij,j->", a, b, c),
+        lambda xp, a, b, c: a @ b @ c, [((3,), (3, 4), (4,))]),
+    Row("einsum", lambda a: ember.einsum("ijk->kij", a), lambda xp, a: xp.transpose(a, (2, 0, 1)),
+        [((2, 3, 4),)]),
+    Row("scaled_dot_product_attention", ember.scaled_dot_product_attention, _sdpa_ref,
+        [((2, 5, 4), (2, 6, 4), (2, 6, 3)), ((2, 2, 5, 4), (2, 2, 5, 4), (2, 2, 5, 4)),
+         ((2, 5, 4), (6, 4), (6, 3))]),
+    Row("scaled_dot_product_attention",
+        lambda q, k, v: ember.scaled_dot_product_attention(q, k, v, is_causal=True),
+        lambda xp, q, k, v: _sdpa_ref(xp, q, k, v, causal=True),
+        [((2, 5, 4), (2, 5, 4), (2, 5, 3)), ((1, 2, 4, 3), (1, 2, 6, 3), (1, 2, 6, 2))]),
+    Row("scaled_dot_product_attention",
+        lambda q, k, v, m: ember.scaled_dot_product_attention(q, k, v, m, scale=0.3),
+        lambda xp, q, k, v, m: _sdpa_ref(xp, q, k, v, m, scale=0.3),  # additive mask: a grad
+        [((2, 5, 4), (2, 6, 4), (2, 6, 3), (5, 6)), ((2, 5, 4), (2, 6, 4), (2, 6, 3), (2, 1, 6))]),
+    Row("scaled_dot_product_attention",
+        lambda q, k, v: ember.scaled_dot_product_attention(q, k, v, attn_mask=ATTN_MASK),
+        lambda xp, q, k, v: _sdpa_ref(xp, q, k, v, ATTN_MASK),
+        [((2, 5, 4), (2, 6, 4), (2, 6, 3))]),
+]
