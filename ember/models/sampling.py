@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np  # host-side only: the generated text is kept on the host
 
 import ember
+from ember.jit import jit
 from ember.tensor import Tensor
 
 __all__ = ["sample_next", "generate"]
@@ -50,6 +51,19 @@ def sample_next(logits: Tensor, temperature: float = 1.0, top_k: int | None = No
     u = ember.rand(*logits.shape, dtype=logits.dtype)
     gumbel = -(-(u + 1e-20).log()).log()
     return (logits + gumbel).argmax(axis=-1)
+
+
+def _sample_at(model: Any, window: Tensor, at: Tensor, temperature: float,
+               top_k: int | None) -> Tensor:
+    """The next token after position ``at`` (B, 1, 1) of each row of ``window``."""
+    logits = model(window)
+    at = at.broadcast_to((at.shape[0], 1, logits.shape[-1]))
+    return sample_next(ember.take_along_axis(logits, at, axis=1)[:, 0], temperature, top_k)
+
+
+# One compiled program per model structure and window shape on JAX (eager on NumPy); ember's
+# random stream goes in and out of it as state, so each call draws new numbers.
+_next_token = jit(_sample_at)
 
 
 def generate(model: Any, idx: Any, max_new_tokens: int, temperature: float = 1.0,
@@ -93,10 +107,9 @@ def generate(model: Any, idx: Any, max_new_tokens: int, temperature: float = 1.0
                     # position n - 1 ignore the padding, and every step has the same shapes
                     # (compiled once on JAX, not once per context length).
                     window = np.pad(window, ((0, 0), (0, block_size - n)))
-                logits = model(ember.tensor(window))
-                at = ember.tensor(np.full((b, 1, logits.shape[-1]), n - 1))
-                last = ember.take_along_axis(logits, at, axis=1)[:, 0]
-                seq[:, t] = sample_next(last, temperature, top_k).numpy()
+                at = ember.tensor(np.full((b, 1, 1), n - 1))
+                nxt = _next_token(model, ember.tensor(window), at, temperature, top_k)
+                seq[:, t] = nxt.numpy()
     finally:
         model.train(was_training)
     return ember.tensor(seq)
