@@ -40,7 +40,7 @@ def ref_step(xp, mode, x, h, c, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh"):
 def ref_layer(xp, mode, x, params, num_layers, bidirectional, h0, c0, nonlinearity="tanh"):
     """The whole layer, batch first: returns output, h_n, c_n (None for RNN/GRU)."""
     dirs = ("", "_reverse") if bidirectional else ("",)
-    T = x.shape[1]
+    steps = x.shape[1]
     hn, cn = [], []
     inp = x
     for k in range(num_layers):
@@ -50,8 +50,8 @@ def ref_layer(xp, mode, x, params, num_layers, bidirectional, h0, c0, nonlineari
             p = [params.get(f"{name}_l{k}{sfx}") for name in
                  ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
             h, c = h0[idx], (c0[idx] if c0 is not None else None)
-            hs = [None] * T
-            for t in (range(T - 1, -1, -1) if d else range(T)):
+            hs = [None] * steps
+            for t in (range(steps - 1, -1, -1) if d else range(steps)):
                 h, c = ref_step(xp, mode, inp[:, t], h, c, *p, nonlinearity=nonlinearity)
                 hs[t] = h
             outs.append(xp.stack(hs, axis=1))
@@ -139,8 +139,8 @@ def test_fused_recurrences_gradcheck(backend, reverse, rng):
 
     xw, h0, w = t(4, 2, 3), t(2, 3), t(3, 3)
     for act in ("tanh", "relu"):
-        assert ember.gradcheck(lambda a, b, c: rec.RNNScan.apply(a, b, c, nonlinearity=act,
-                                                                  reverse=reverse), xw, h0, w)
+        assert ember.gradcheck(lambda a, b, c, act=act: rec.RNNScan.apply(
+            a, b, c, nonlinearity=act, reverse=reverse), xw, h0, w)
     xw4, c0, w4 = t(4, 2, 12), t(2, 3), t(12, 3)
     assert ember.gradcheck(lambda a, b, c, d: rec.LSTMScan.apply(a, b, c, d, reverse=reverse),
                            xw4, h0, c0, w4)

@@ -68,6 +68,22 @@ def _is_basic_index(index: Any) -> bool:
     return True
 
 
+def _flat_index(index: Any, shape: tuple[int, ...], values: np.ndarray) -> np.ndarray | None:
+    """For leading integer-array indices (an embedding's rows, take_along_axis's grid), the flat
+    positions in an array of ``shape`` of every element of ``values``; None for other indices.
+    ``np.add.at`` on the flat form takes its 1-D fast path: ~10x faster than on rows."""
+    items = index if isinstance(index, tuple) else (index,)
+    if not items or len(items) > len(shape) or not all(
+            isinstance(i, np.ndarray) and i.dtype.kind in "iu" for i in items):
+        return None
+    k = len(items)
+    lead = np.ravel_multi_index(np.broadcast_arrays(*items), shape[:k], mode="wrap")
+    rest = math.prod(shape[k:])
+    if values.shape != lead.shape + tuple(shape[k:]):
+        return None
+    return (lead.reshape(-1, 1) * rest + np.arange(rest)).reshape(-1)
+
+
 def _pad2d(x: np.ndarray, padding: Any, value: float = 0.0) -> np.ndarray:
     """``x`` (N, C, H, W) with ``padding`` ((top, bottom), (left, right)) rows and columns."""
     (top, bottom), (left, right) = padding
@@ -165,8 +181,12 @@ class NumpyBackend(Backend):
         out = np.zeros(shape, dtype)
         if _is_basic_index(index):
             out[index] = values  # a fresh array filled once: no element repeats
-        else:
+            return out
+        flat = _flat_index(index, shape, values)
+        if flat is None:
             np.add.at(out, index, values)  # integer arrays may repeat: accumulate
+        else:
+            np.add.at(out.reshape(-1), flat, values.reshape(-1).astype(dtype, copy=False))
         return out
 
     def erf(self, x: Any) -> Any:

@@ -103,6 +103,7 @@ from ember.nn.losses import (  # noqa: E402
     Huber,
     KLDivergence,
     Loss,
+    NLLLoss,
     Penalty,
     SoftmaxCrossEntropy,
     SparseCategoricalCrossentropy,
@@ -123,6 +124,7 @@ __all__ += [
     "MSE",
     "MAE",
     "Huber",
+    "NLLLoss",
     "BinaryCrossentropy",
     "CategoricalCrossentropy",
     "SparseCategoricalCrossentropy",
@@ -137,9 +139,16 @@ __all__ += [
     "L2",
 ]
 
-# -- sequence layers: norms, recurrent (seqlayers: ember/nn/norm.py, recurrent.py) ---------------
+# -- sequence layers (seqlayers: ember/nn/attention.py, embedding.py, norm.py, recurrent.py) ------
 
+from ember.nn.attention import (  # noqa: E402
+    MultiheadAttention,
+    TransformerBlock,
+    TransformerEncoderLayer,
+)
+from ember.nn.embedding import Embedding  # noqa: E402
 from ember.nn.norm import GroupNorm, RMSNorm  # noqa: E402
 from ember.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: E402
 
-__all__ += ["RMSNorm", "GroupNorm", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
+__all__ += ["Embedding", "RMSNorm", "GroupNorm", "MultiheadAttention", "TransformerBlock",
+            "TransformerEncoderLayer", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]

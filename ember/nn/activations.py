@@ -175,7 +175,7 @@ class Tanh(_Activation):
 
 
 class Softmax(_Activation):
-    """``exp(x) / sum(exp(x))`` along ``axis``.
+    """``exp(x) / sum(exp(x))`` along ``axis`` (PyTorch's ``dim=`` is accepted too).
 
     Example:
         >>> import ember
@@ -186,9 +186,9 @@ class Softmax(_Activation):
 
     config_name = "softmax"
 
-    def __init__(self, axis: int = -1) -> None:
+    def __init__(self, axis: int = -1, *, dim: int | None = None) -> None:
         super().__init__()
-        self.axis = int(axis)
+        self.axis = int(axis if dim is None else dim)
 
     def forward(self, x: Any) -> Tensor:
         return _tensor(x).softmax(axis=self.axis)

@@ -407,6 +407,9 @@ def _layer_config(m: Module, where: str) -> dict[str, Any]:
     conv = _conv_config(m)
     if conv is not None:
         return conv
+    seq = _sequence_config(m)
+    if seq is not None:
+        return seq
     raise ConfigError(f"{where} ({type(m).__name__}): no config form for this layer; configs "
                       f"describe these types: {', '.join(LAYER_TYPES)}")
 
@@ -452,3 +455,81 @@ def to_config(model: Sequential, prefix: str = "") -> list[dict[str, Any]]:
     """
     return [_layer_config(m, f"{prefix}entry {i}") for i, m in enumerate(model)]
 
+
+
+# -- sequence layers (ember/nn/embedding.py, norm.py, attention.py, recurrent.py) -----------------
+# Each type: its class, fields and defaults, and the size that follows from the per-sample input
+# shape when the entry does not give it: (field, function of the shape).
+
+def _sequence_types() -> dict[str, tuple[type, dict[str, Any], tuple[str, Any] | None]]:
+    from ember.nn import attention, embedding, norm, recurrent
+
+    last = ("input_size", lambda s: s[-1])
+    rnn = {"hidden_size": _R, "input_size": None, "num_layers": 1, "bias": True,
+           "batch_first": True, "dropout": 0.0, "bidirectional": False}
+    cell = {"hidden_size": _R, "input_size": None, "bias": True}
+    return {
+        "embedding": (embedding.Embedding, {"num_embeddings": _R, "embedding_dim": _R,
+                                            "padding_idx": None}, None),
+        "rmsnorm": (norm.RMSNorm, {"normalized_shape": None, "eps": None},
+                    ("normalized_shape", lambda s: s[-1:])),
+        "groupnorm": (norm.GroupNorm, {"num_groups": _R, "num_channels": None, "eps": 1e-5,
+                                       "affine": True}, ("num_channels", lambda s: s[0])),
+        "multiheadattention": (attention.MultiheadAttention,
+                               {"num_heads": _R, "embed_dim": None, "dropout": 0.0,
+                                "bias": True, "batch_first": True},
+                               ("embed_dim", lambda s: s[-1])),
+        "transformerblock": (attention.TransformerBlock,
+                             {"n_head": _R, "d_model": None, "mlp_ratio": 4, "dropout": 0.0,
+                              "norm": "layer", "pre_norm": True, "causal": False,
+                              "activation": "gelu", "bias": True, "norm_eps": 1e-5},
+                             ("d_model", lambda s: s[-1])),
+        "rnn": (recurrent.RNN, {**rnn, "nonlinearity": "tanh"}, last),
+        "lstm": (recurrent.LSTM, rnn, last),
+        "gru": (recurrent.GRU, rnn, last),
+        "rnncell": (recurrent.RNNCell, {**cell, "nonlinearity": "tanh"}, last),
+        "lstmcell": (recurrent.LSTMCell, cell, last),
+        "grucell": (recurrent.GRUCell, cell, last),
+    }
+
+
+def _sequence_builder(kind: str) -> Callable[..., tuple[list[Module], Any]]:
+    def build(f: dict[str, Any], shape: Shape | None, where: str) -> tuple[list[Module], Any]:
+        cls, _, infer = _sequence_types()[kind]
+        f = {k: _tuple(v) for k, v in f.items()}
+        if infer is not None and f[infer[0]] is None:
+            f[infer[0]] = infer[1](_need(shape, where, infer[0]))
+        layer = cls(**f)
+        out = None
+        if shape is not None and kind in ("embedding", "rmsnorm", "groupnorm",
+                                          "transformerblock"):
+            out = (*shape, f["embedding_dim"]) if kind == "embedding" else shape
+        return [layer], out
+
+    return build
+
+
+def _register_sequence_types() -> None:
+    from ember.nn import attention, embedding, norm, recurrent  # noqa: F401 - fail early
+
+    for kind, (_, fields, _) in _sequence_types().items():
+        LAYER_TYPES[kind] = _Type(fields, _sequence_builder(kind))
+    _ALIASES.update({"mha": "multiheadattention", "multihead_attention": "multiheadattention",
+                     "transformer": "transformerblock", "simplernn": "rnn"})
+
+
+def _sequence_config(m: Module) -> dict[str, Any] | None:
+    for kind, (cls, fields, infer) in _sequence_types().items():
+        if type(m) is not cls and not (kind == "transformerblock" and isinstance(m, cls)):
+            continue
+        out: dict[str, Any] = {"type": kind}
+        for name, default in fields.items():
+            value = getattr(m, name)
+            value = list(value) if isinstance(value, tuple) else value
+            if default is _R or value != default or (infer and name == infer[0]):
+                out[name] = value
+        return out
+    return None
+
+
+_register_sequence_types()

@@ -59,6 +59,7 @@ __all__ = [
     "sparse_categorical_crossentropy",
     "softmax_cross_entropy",
     "cross_entropy",
+    "nll_loss",
     "kl_divergence",
     "REDUCTIONS",
 ]
@@ -154,8 +155,9 @@ def _class_axis(who: str, pred: Tensor) -> int:
     return int(pred.shape[-1])
 
 
-def _labels(who: str, pred: Tensor, labels: Any) -> Tensor:
-    """Integer labels of shape ``pred.shape[:-1]`` (a trailing axis of 1 is dropped), checked."""
+def _labels(who: str, pred: Tensor, labels: Any, ignore_index: int | None = None) -> Tensor:
+    """Integer labels of shape ``pred.shape[:-1]`` (a trailing axis of 1 is dropped), checked;
+    labels equal to ``ignore_index`` are exempt from the range check."""
     n = _class_axis(who, pred)
     lab = _tensor(labels)
     shape = tuple(pred.shape)
@@ -164,10 +166,69 @@ def _labels(who: str, pred: Tensor, labels: Any) -> Tensor:
     if tuple(lab.shape) != shape[:-1]:
         raise ValueError(f"{who}: labels of shape {tuple(lab.shape)} do not match predictions of "
                          f"shape {shape}; expected integer class indices of shape {shape[:-1]}")
-    check_labels(who, lab.data, n, tuple(lab.shape), shape)
+    checked = lab.data
+    if ignore_index is not None:
+        checked = backend.get().xp.where(checked == ignore_index, 0, checked)
+    check_labels(who, checked, n, tuple(lab.shape), shape)
     if lab.dtype.kind not in "iu":
         lab = Tensor._make(lab.data.astype(backend.int64), False, None)
     return lab
+
+
+def _class_weight(who: str, weight: Any, n: int, dtype: Any) -> Any:
+    """The per-class ``weight`` as a backend array of ``dtype`` and shape (n,), or None."""
+    if weight is None:
+        return None
+    w = as_array(weight.data if isinstance(weight, Tensor) else weight)
+    if tuple(w.shape) != (n,):
+        raise ValueError(f"{who}: weight of shape {tuple(w.shape)} does not match {n} classes; "
+                         f"give one weight per class, shape ({n},)")
+    return w.astype(dtype)
+
+
+def _smoothing(who: str, label_smoothing: float) -> float:
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{who}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    return float(label_smoothing)
+
+
+def _class_nll(pred: Tensor, lab: Tensor, reduction: str, who: str, weight: Any,
+               ignore_index: int | None, label_smoothing: float,
+               log_probs: Tensor | None) -> Tensor:
+    """The class-index losses with PyTorch's options, from logits (``log_probs`` None: the fused
+    op) or from log-probabilities. Per example, with ``w`` the class weights, ``m`` 0 where the
+    label is ``ignore_index`` and ``e`` the smoothing over ``C`` classes::
+
+        loss_i = m_i * ((1 - e) * w[y_i] * -logp[i, y_i] + e / C * sum_c w_c * -logp[i, c])
+
+    and ``"mean"`` divides the sum by ``sum_i m_i * w[y_i]`` (PyTorch's weighted mean).
+    """
+    xp = backend.get().xp
+    n = pred.shape[-1]
+    w = _class_weight(who, weight, n, pred.dtype)
+    e = _smoothing(who, label_smoothing)
+    y = lab.data
+    keep = None
+    if ignore_index is not None:
+        keep = y != ignore_index
+        y = xp.where(keep, y, 0)
+    factor = None if w is None else xp.take(w, y)  # each example's weight w[y_i] * m_i
+    if keep is not None:
+        factor = keep.astype(pred.dtype) if factor is None else xp.where(keep, factor, 0)
+    if e:  # a dense target: (1 - e) one-hot + e / C, weighted per class, zero where ignored
+        t = _onehot(Tensor._make(y, False, None), n, pred.dtype) * (1 - e) + e / n
+        t = t if w is None else t * w
+        t = t if keep is None else t * keep[..., None].astype(pred.dtype)
+        loss = (SoftmaxCrossEntropy.apply(pred, t) if log_probs is None
+                else -(log_probs * t).sum(axis=-1))
+    else:
+        loss = (SoftmaxCrossEntropy.apply(pred, y) if log_probs is None
+                else -log_probs.take_along_axis(y[..., None], axis=-1)[..., 0])  # type: ignore
+        if factor is not None:
+            loss = loss * factor
+    if reduction == "mean" and factor is not None:
+        return loss.sum() / xp.sum(factor)
+    return _reduce(loss, reduction, who)
 
 
 def _onehot(labels: Tensor, n: int, dtype: Any) -> Any:
@@ -239,27 +300,41 @@ def _cce(pred: Tensor, target: Any, from_logits: bool, epsilon: float, reduction
 
 
 def _sparse(pred: Tensor, labels: Any, from_logits: bool, epsilon: float, reduction: str,
-            who: str) -> Tensor:
+            who: str, weight: Any = None, ignore_index: int | None = None,
+            label_smoothing: float = 0.0) -> Tensor:
     _check_reduction(who, reduction)
-    lab = _labels(who, pred, labels)
-    if from_logits:
-        loss = SoftmaxCrossEntropy.apply(pred, lab)
-    else:
+    lab = _labels(who, pred, labels, ignore_index)
+    log_probs = None
+    if not from_logits:
         eps = _clip_eps(who, epsilon)
-        p = (pred / pred.sum(axis=-1, keepdims=True)).clip(eps, 1 - eps)
-        loss = -(p.log() * _onehot(lab, pred.shape[-1], pred.dtype)).sum(axis=-1)
-    return _reduce(loss, reduction, who)
+        log_probs = (pred / pred.sum(axis=-1, keepdims=True)).clip(eps, 1 - eps).log()
+    return _class_nll(pred, lab, reduction, who, weight, ignore_index, label_smoothing, log_probs)
 
 
-def _softmax_ce(logits: Tensor, labels: Any, reduction: str, who: str) -> Tensor:
+def _softmax_ce(logits: Tensor, labels: Any, reduction: str, who: str, weight: Any = None,
+                ignore_index: int | None = None, label_smoothing: float = 0.0) -> Tensor:
     _check_reduction(who, reduction)
-    _class_axis(who, logits)
+    n = _class_axis(who, logits)
     lab = _tensor(labels)
     if lab.dtype.kind == "f" and tuple(lab.shape) == tuple(logits.shape):
-        loss = SoftmaxCrossEntropy.apply(logits, _target_like(logits, lab))
-    else:
-        loss = SoftmaxCrossEntropy.apply(logits, _labels(who, logits, lab))
-    return _reduce(loss, reduction, who)
+        if ignore_index is not None:
+            raise ValueError(f"{who}: ignore_index needs integer class labels, got probability "
+                             f"targets of shape {tuple(lab.shape)}")
+        t = _target_like(logits, lab)
+        e = _smoothing(who, label_smoothing)
+        t = t * (1 - e) + e / n if e else t
+        w = _class_weight(who, weight, n, logits.dtype)
+        loss = SoftmaxCrossEntropy.apply(logits, t if w is None else t * w)
+        return _reduce(loss, reduction, who)  # probability targets: a plain mean, as PyTorch
+    lab = _labels(who, logits, lab, ignore_index)
+    return _class_nll(logits, lab, reduction, who, weight, ignore_index, label_smoothing, None)
+
+
+def _nll(log_probs: Tensor, labels: Any, reduction: str, who: str, weight: Any = None,
+         ignore_index: int | None = None) -> Tensor:
+    _check_reduction(who, reduction)
+    lab = _labels(who, log_probs, labels, ignore_index)
+    return _class_nll(log_probs, lab, reduction, who, weight, ignore_index, 0.0, log_probs)
 
 
 def _kl(pred: Tensor, target: Any, epsilon: float, reduction: str, who: str) -> Tensor:
@@ -340,8 +415,11 @@ def categorical_crossentropy(pred: Tensor, target: Any, from_logits: bool = Fals
 
 
 def sparse_categorical_crossentropy(pred: Tensor, labels: Any, from_logits: bool = False,
-                                    epsilon: float = 1e-7, reduction: str = "mean") -> Tensor:
-    """Cross-entropy with integer class labels of shape ``pred.shape[:-1]``.
+                                    epsilon: float = 1e-7, reduction: str = "mean", *,
+                                    weight: Any = None, ignore_index: int | None = None,
+                                    label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy with integer class labels of shape ``pred.shape[:-1]``; ``weight``,
+    ``ignore_index`` and ``label_smoothing`` as in :func:`cross_entropy`.
 
     Example:
         >>> import ember
@@ -351,22 +429,50 @@ def sparse_categorical_crossentropy(pred: Tensor, labels: Any, from_logits: bool
         0.4904
     """
     return _sparse(pred, labels, from_logits, epsilon, reduction,
-                   "sparse_categorical_crossentropy")
+                   "sparse_categorical_crossentropy", weight, ignore_index, label_smoothing)
 
 
-def cross_entropy(logits: Tensor, labels: Any, reduction: str = "mean") -> Tensor:
+def cross_entropy(logits: Tensor, labels: Any, reduction: str = "mean", *, weight: Any = None,
+                  ignore_index: int | None = None, label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross-entropy from logits, with integer labels or one-hot / probability targets.
 
-    Unlike PyTorch's ``F.cross_entropy``, the class axis is the last one (the same thing for
-    (N, K) logits).
+    The class axis is the last one: logits (..., C) with labels (...), e.g. (B, T, C) logits of
+    a sequence model with (B, T) targets. PyTorch puts classes on axis 1 ((N, C, ...) logits);
+    for (N, C) the two agree, otherwise move the axis (``logits.permute(0, 2, 1)``).
+
+    Args:
+        weight: a weight per class (C,); ``"mean"`` then divides by the summed weights of the
+            labels, as PyTorch.
+        ignore_index: labels equal to it add nothing and are not counted (PyTorch's default is
+            -100; ember's is None, so a stray -100 is an error rather than silently skipped).
+        label_smoothing: mix the target with the uniform distribution: ``(1 - e) one_hot + e/C``.
 
     Example:
         >>> import ember
         >>> import ember.nn.functional as F
         >>> round(F.cross_entropy(ember.tensor([[0.0, 0.0]]), [[0.0, 1.0]]).item(), 4)
         0.6931
+        >>> logits = ember.tensor([[[2.0, 0.0], [0.0, 0.0]]])  # (B=1, T=2, C=2)
+        >>> round(F.cross_entropy(logits, [[0, -100]], ignore_index=-100).item(), 4)
+        0.1269
     """
-    return _softmax_ce(logits, labels, reduction, "cross_entropy")
+    return _softmax_ce(logits, labels, reduction, "cross_entropy", weight, ignore_index,
+                       label_smoothing)
+
+
+def nll_loss(log_probs: Tensor, labels: Any, reduction: str = "mean", *, weight: Any = None,
+             ignore_index: int | None = None) -> Tensor:
+    """Negative log-likelihood of integer ``labels`` (...) under log-probabilities (..., C)
+    (e.g. from ``log_softmax``): ``-log_probs[..., label]``, weighted as :func:`cross_entropy`.
+
+    Example:
+        >>> import ember
+        >>> import ember.nn.functional as F
+        >>> lp = ember.tensor([[0.0, 0.0], [0.0, 2.0]]).log_softmax()
+        >>> round(F.nll_loss(lp, [0, 1]).item(), 4)
+        0.41
+    """
+    return _nll(log_probs, labels, reduction, "nll_loss", weight, ignore_index)
 
 
 def kl_divergence(pred: Tensor, target: Any, epsilon: float = 1e-7,

@@ -201,7 +201,8 @@ class MLP(Sequential):
 
 
 class Flatten(Module):
-    """Flatten axes ``start_axis..end_axis`` into one (by default all but the batch axis).
+    """Flatten axes ``start_axis..end_axis`` into one (by default all but the batch axis);
+    PyTorch's ``start_dim=`` / ``end_dim=`` are accepted too.
 
     Example:
         >>> import ember
@@ -210,10 +211,11 @@ class Flatten(Module):
         (2, 12)
     """
 
-    def __init__(self, start_axis: int = 1, end_axis: int = -1) -> None:
+    def __init__(self, start_axis: int = 1, end_axis: int = -1, *, start_dim: int | None = None,
+                 end_dim: int | None = None) -> None:
         super().__init__()
-        self.start_axis = int(start_axis)
-        self.end_axis = int(end_axis)
+        self.start_axis = int(start_axis if start_dim is None else start_dim)
+        self.end_axis = int(end_axis if end_dim is None else end_dim)
 
     def forward(self, x: Any) -> Tensor:
         return _tensor(x).flatten(self.start_axis, self.end_axis)

@@ -35,6 +35,7 @@ __all__ = [
     "SparseCategoricalCrossentropy",
     "SoftmaxCrossEntropy",
     "CrossEntropyLoss",
+    "NLLLoss",
     "KLDivergence",
     "WeightedLoss",
     "LOSSES",
@@ -273,8 +274,23 @@ class CategoricalCrossentropy(_FromLogits):
                       "CategoricalCrossentropy")
 
 
+def _class_options(weight: Any, ignore_index: int | None, label_smoothing: float) -> dict:
+    """The class-index options that differ from their defaults, for ``config()``."""
+    options: dict[str, Any] = {}
+    if weight is not None:
+        w = weight.numpy() if isinstance(weight, Tensor) else weight
+        options["weight"] = [float(v) for v in backend.get().to_numpy(backend.get().asarray(w))]
+    if ignore_index is not None:
+        options["ignore_index"] = int(ignore_index)
+    if label_smoothing:
+        options["label_smoothing"] = float(label_smoothing)
+    return options
+
+
 class SparseCategoricalCrossentropy(_FromLogits):
-    """Cross-entropy with integer labels of shape ``pred.shape[:-1]``.
+    """Cross-entropy with integer labels of shape ``pred.shape[:-1]`` (probabilities, or logits
+    with ``from_logits=True``); ``weight``, ``ignore_index`` and ``label_smoothing`` as in
+    :class:`SoftmaxCrossEntropy`.
 
     Example:
         >>> import ember
@@ -286,14 +302,36 @@ class SparseCategoricalCrossentropy(_FromLogits):
 
     name = "sparse_categorical_crossentropy"
 
+    def __init__(self, from_logits: bool = False, epsilon: float = 1e-7,
+                 reduction: str = "mean", *, weight: Any = None, ignore_index: int | None = None,
+                 label_smoothing: float = 0.0) -> None:
+        super().__init__(from_logits, epsilon, reduction)
+        F._smoothing(type(self).__name__, label_smoothing)
+        self._options.update(_class_options(weight, ignore_index, label_smoothing))
+        self.weight, self.ignore_index = weight, ignore_index
+        self.label_smoothing = float(label_smoothing)
+
     def forward(self, pred: Tensor, target: Any) -> Tensor:
         return F._sparse(pred, target, self.from_logits, self.epsilon, self.reduction,
-                         "SparseCategoricalCrossentropy")
+                         "SparseCategoricalCrossentropy", self.weight, self.ignore_index,
+                         self.label_smoothing)
 
 
 class SoftmaxCrossEntropy(Loss):
     """Softmax cross-entropy from logits with integer labels or one-hot / probability targets:
     one fused, stable op (``ember.softmax_cross_entropy``). Alias: ``CrossEntropyLoss``.
+
+    Classes are on the last axis: logits (..., C) with labels (...), so (B, T, C) sequence logits
+    take (B, T) targets as they are. PyTorch's ``CrossEntropyLoss`` wants (N, C, ...) instead; the
+    two agree for (N, C).
+
+    Args:
+        reduction: ``"mean"`` (weighted by ``weight`` when given, as PyTorch), ``"sum"``,
+            ``"none"``.
+        weight: one weight per class, shape (C,).
+        ignore_index: a label value that adds nothing and is not counted in the mean (e.g. a
+            padding token; PyTorch's default -100 must be given explicitly here).
+        label_smoothing: in [0, 1]: the target becomes ``(1 - e) one_hot + e / C``.
 
     Example:
         >>> import ember
@@ -301,15 +339,23 @@ class SoftmaxCrossEntropy(Loss):
         >>> loss = nn.CrossEntropyLoss()
         >>> loss(ember.tensor([[1e4, -1e4]]), [0]).item()
         0.0
+        >>> smooth = nn.CrossEntropyLoss(label_smoothing=0.2, ignore_index=-100)
+        >>> round(smooth(ember.tensor([[0.0, 2.0], [5.0, 0.0]]), [1, -100]).item(), 4)
+        0.3269
     """
 
     name = "softmax_cross_entropy"
 
-    def __init__(self, reduction: str = "mean") -> None:
-        super().__init__(reduction)
+    def __init__(self, reduction: str = "mean", *, weight: Any = None,
+                 ignore_index: int | None = None, label_smoothing: float = 0.0) -> None:
+        F._smoothing(type(self).__name__, label_smoothing)
+        super().__init__(reduction, **_class_options(weight, ignore_index, label_smoothing))
+        self.weight, self.ignore_index = weight, ignore_index
+        self.label_smoothing = float(label_smoothing)
 
     def forward(self, pred: Tensor, target: Any) -> Tensor:
-        return F._softmax_ce(pred, target, self.reduction, type(self).__name__)
+        return F._softmax_ce(pred, target, self.reduction, type(self).__name__, self.weight,
+                             self.ignore_index, self.label_smoothing)
 
 
 class CrossEntropyLoss(SoftmaxCrossEntropy):
@@ -322,6 +368,30 @@ class CrossEntropyLoss(SoftmaxCrossEntropy):
         >>> [round(v, 4) for v in loss(ember.tensor([[0.0, 0.0], [0.0, 2.0]]), [0, 1]).tolist()]
         [0.6931, 0.1269]
     """
+
+
+class NLLLoss(Loss):
+    """Negative log-likelihood of integer labels (...) under log-probabilities (..., C), e.g.
+    the output of ``log_softmax``; ``weight`` and ``ignore_index`` as in
+    :class:`SoftmaxCrossEntropy` (classes on the last axis).
+
+    Example:
+        >>> import ember
+        >>> from ember import nn
+        >>> lp = ember.tensor([[0.0, 0.0], [0.0, 2.0]]).log_softmax()
+        >>> round(nn.NLLLoss()(lp, [0, 1]).item(), 4)
+        0.41
+    """
+
+    name = "nll"
+
+    def __init__(self, reduction: str = "mean", *, weight: Any = None,
+                 ignore_index: int | None = None) -> None:
+        super().__init__(reduction, **_class_options(weight, ignore_index, 0.0))
+        self.weight, self.ignore_index = weight, ignore_index
+
+    def forward(self, pred: Tensor, target: Any) -> Tensor:
+        return F._nll(pred, target, self.reduction, "NLLLoss", self.weight, self.ignore_index)
 
 
 class KLDivergence(Loss):
@@ -357,6 +427,8 @@ LOSSES: dict[str, type[Loss]] = {
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
     "softmax_cross_entropy": SoftmaxCrossEntropy,
     "cross_entropy": SoftmaxCrossEntropy,
+    "nll": NLLLoss,
+    "nll_loss": NLLLoss,
     "kl_divergence": KLDivergence,
     "kld": KLDivergence,
 }

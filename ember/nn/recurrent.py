@@ -64,6 +64,7 @@ class _Cell(Module):
         super().__init__()
         self.input_size = int(input_size)
         self.hidden_size = int(hidden_size)
+        self.bias = bool(bias)
         g = _GATES[self._mode] * self.hidden_size
         init = _init.bias_uniform(self.hidden_size)
         self.weight_ih = Parameter(shape=(g, self.input_size), init=init, dtype=dtype)

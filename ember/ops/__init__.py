@@ -2,7 +2,9 @@
 
 Each op is registered in one place with :func:`register`, which makes it ``ember.<name>`` and a
 ``Tensor`` method (and operators such as ``__add__``). ``REGISTRY`` lists every registered op; the
-test suite holds one row per entry and fails when an op has none.
+test suite holds one row per entry and fails when an op has none. Every op also takes PyTorch's
+keyword spellings (``dim=`` for ``axis=``, ``keepdim=`` for ``keepdims=``, see ``ALIASES``), and a
+wrong keyword is an error naming the op and the arguments it accepts.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any, TypeVar
 from ember.function import Function
 from ember.tensor import Tensor
 
-__all__ = ["register", "REGISTRY", "PRIMITIVES", "NON_DIFFERENTIABLE", "METHODS"]
+__all__ = ["register", "REGISTRY", "PRIMITIVES", "NON_DIFFERENTIABLE", "METHODS", "ALIASES",
+           "keyword_error"]
 
 #: name -> the public function (``ember.<name>``)
 REGISTRY: dict[str, Callable[..., Any]] = {}
@@ -28,15 +31,42 @@ METHODS: dict[str, str] = {}
 _T = TypeVar("_T")
 
 
-def _function_op(cls: type[Function], name: str) -> Callable[..., Tensor]:
-    apply = cls.apply
+#: PyTorch's spellings of ember's keyword arguments, accepted wherever the ember name is
+ALIASES = {"dim": "axis", "keepdim": "keepdims", "start_dim": "start_axis", "end_dim": "end_axis"}
 
-    def op(*args: Any, **kwargs: Any) -> Tensor:
-        return apply(*args, **kwargs)
 
-    params = list(inspect.signature(cls.forward).parameters.values())[1:]  # drop ctx
+def keyword_error(name: str, params: list[inspect.Parameter], args: tuple[Any, ...],
+                  kwargs: dict[str, Any], renames: dict[str, str] | None = None) -> None:
+    """Raise ember's TypeError naming the op and the arguments it accepts when ``args`` and
+    ``kwargs`` do not fit ``params``; return quietly when they do (the error was elsewhere)."""
+    try:
+        inspect.Signature(params).bind(*args, **kwargs)
+    except TypeError as e:
+        also = {v: k for k, v in (renames or {}).items()}
+        accepted = ", ".join(p.name + (f" (or {also[p.name]})" if p.name in also else "")
+                             for p in params)
+        raise TypeError(f"ember.{name}: {e}; it accepts ({accepted})") from None
+
+
+def _wrap(fn: Callable[..., Any], name: str, params: list[inspect.Parameter], doc: str | None,
+          ) -> Callable[..., Any]:
+    """``fn`` with PyTorch's keyword spellings renamed and wrong keywords explained."""
+    names = {p.name for p in params}
+    renames = {k: v for k, v in ALIASES.items() if v in names and k not in names}
+
+    def op(*args: Any, **kwargs: Any) -> Any:
+        if kwargs and renames:
+            for old in renames.keys() & kwargs.keys():
+                kwargs[renames[old]] = kwargs.pop(old)
+        try:
+            return fn(*args, **kwargs)
+        except TypeError:
+            keyword_error(name, params, args, kwargs, renames)
+            raise
+
     op.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    op.__doc__ = cls.__doc__
+    op.__doc__ = doc
+    op.__wrapped_op__ = fn  # type: ignore[attr-defined]
     return op
 
 
@@ -71,9 +101,11 @@ def register(
         if isinstance(obj, type) and issubclass(obj, Function):
             obj.op_name = name
             PRIMITIVES[name] = obj
-            fn = _function_op(obj, name)
+            params = list(inspect.signature(obj.forward).parameters.values())[1:]  # drop ctx
+            fn = _wrap(obj.apply, name, params, obj.__doc__)
         else:
-            fn = obj  # type: ignore[assignment]
+            fn = _wrap(obj, name, list(inspect.signature(obj).parameters.values()),
+                       obj.__doc__)
         fn.__name__ = fn.__qualname__ = name
         fn.__module__ = "ember"
         REGISTRY[name] = fn
@@ -85,7 +117,8 @@ def register(
         for attr, f in attached.items():
             setattr(Tensor, attr, f)
             METHODS[attr] = name
-        return obj
+        # a Function stays its class; a composite becomes the wrapped function everywhere
+        return obj if isinstance(obj, type) else fn  # type: ignore[return-value]
 
     return deco
 

@@ -38,42 +38,44 @@ class ScaledDotProductAttention(Function):
     def forward(ctx, q, k, v, mask=None, is_causal=False, dropout_p=0.0, scale=None, key=None):
         xp = _xp()
         scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-        s = (q @ xp.swapaxes(k, -1, -2)) * xp.asarray(scale, dtype=q.dtype)
+        qs = q * xp.asarray(scale, dtype=q.dtype)  # scale the (T, D) side, not the (T, S) one
+        s = qs @ xp.swapaxes(k, -1, -2)
         allowed = _causal(q.shape[-2], k.shape[-2]) if is_causal else None
+        guard = False  # a user's mask may hide every key of a row; the causal one never does
         if mask is not None:
             if mask.dtype.kind == "b":
                 allowed = mask if allowed is None else allowed & mask
+                guard = True
             else:
-                s = s + mask
+                s = s + mask.astype(s.dtype)
         if allowed is not None:
             s = xp.where(allowed, s, -xp.inf)
         m = xp.max(s, axis=-1, keepdims=True)
-        if allowed is not None:  # a row with every key masked: zeros, not NaN
+        if guard:  # a row with every key masked: zeros, not NaN
             m = xp.where(xp.isfinite(m), m, 0)
         e = xp.exp(s - m)
         total = xp.sum(e, axis=-1, keepdims=True)
-        p = e / (xp.where(total > 0, total, 1) if allowed is not None else total)
+        p = e * (1 / (xp.where(total > 0, total, 1) if guard else total))  # T divisions, not T*S
         pd = p
         keep = None
         if dropout_p > 0.0:
             keep = backend.get().uniform(key, p.shape, p.dtype) >= dropout_p
             pd = xp.where(keep, p * xp.asarray(1.0 / (1.0 - dropout_p), dtype=p.dtype), 0)
         ctx.scale, ctx.dropout_p = scale, dropout_p
-        ctx.save_for_backward(q, k, v, p, pd, keep)
+        ctx.save_for_backward(qs, k, v, p, pd, keep)
         return pd @ v
 
     def backward(ctx, g):
         xp = _xp()
-        q, k, v, p, pd, keep = ctx.saved_tensors
+        qs, k, v, p, pd, keep = ctx.saved_tensors
         need = ctx.needs_input_grad
         dv = xp.swapaxes(pd, -1, -2) @ g if need[2] else None
         dp = g @ xp.swapaxes(v, -1, -2)
         if keep is not None:
             dp = xp.where(keep, dp * xp.asarray(1.0 / (1.0 - ctx.dropout_p), dtype=dp.dtype), 0)
         ds = p * (dp - xp.sum(p * dp, axis=-1, keepdims=True))  # softmax', written once
-        scale = xp.asarray(ctx.scale, dtype=ds.dtype)
-        dq = (ds @ k) * scale if need[0] else None
-        dk = (xp.swapaxes(ds, -1, -2) @ q) * scale if need[1] else None
+        dq = (ds @ k) * xp.asarray(ctx.scale, dtype=ds.dtype) if need[0] else None
+        dk = xp.swapaxes(ds, -1, -2) @ qs if need[1] else None
         return dq, dk, dv, (ds if len(need) > 3 and need[3] else None)
 
 
@@ -99,7 +101,7 @@ def scaled_dot_product_attention(
             ``rng_key``); pass 0.0 at evaluation.
         scale: defaults to ``1 / sqrt(D)``.
 
-    A row whose keys are all masked gives zeros (not NaN).
+    A row whose keys a boolean mask hides entirely gives zeros (not NaN).
 
     Example:
         >>> import ember

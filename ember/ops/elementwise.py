@@ -13,6 +13,7 @@ from typing import Any
 from ember import backend
 from ember.function import Function
 from ember.ops import register
+from ember.tensor import Tensor
 
 
 def _xp() -> Any:
@@ -299,6 +300,18 @@ class Clip(Function):
         if hi is not None:
             keep = keep & (x <= hi)
         return _xp().where(keep, g, 0)
+
+
+@register("clamp")
+def clamp(x: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - PyTorch's names
+    """PyTorch's name for :func:`clip`: limit values to [min, max].
+
+    Example:
+        >>> import ember
+        >>> ember.tensor([-2.0, 0.5, 3.0]).clamp(min=0.0).tolist()
+        [0.0, 0.5, 3.0]
+    """
+    return Clip.apply(x, min, max)
 
 
 @register("where", method=False)

@@ -99,7 +99,8 @@ def _parse(spec: str, n: int) -> tuple[list[str], str]:
 @register("einsum", method=False)
 class Einsum(Function):
     """Einstein summation (NumPy's ``einsum``), differentiable for every operand: the gradient
-    of each is an einsum of the output gradient with the other operands.
+    of each is an einsum of the output gradient with the other operands (put back on the
+    diagonal for a repeated index such as "ii").
 
     Example:
         >>> import ember
@@ -127,18 +128,22 @@ class Einsum(Function):
             if not ctx.needs_input_grad[i + 1]:
                 grads.append(None)
                 continue
-            if len(set(sub)) != len(sub):
-                raise NotImplementedError(f"ember.einsum: no gradient for the repeated index "
-                                          f"(diagonal) in {ctx.subs[i]!r}")
             others = [s for j, s in enumerate(subs) if j != i]
             seen = out + "".join(others)
-            # letters summed over in this operand alone: einsum cannot make them; broadcast after
-            kept = "".join(c for c in sub if c in seen)
+            uniq = "".join(dict.fromkeys(sub))  # a repeated index (a diagonal) once
+            kept = "".join(c for c in uniq if c in seen)
             spec = ",".join([out, *others]) + "->" + kept
             gi = xp.einsum(spec, g, *[o for j, o in enumerate(ops) if j != i])
-            if kept != sub:
-                pos = tuple(k for k, c in enumerate(sub) if c not in seen)
-                gi = xp.broadcast_to(xp.expand_dims(gi, pos), op.shape)
+            size = dict(zip(sub, op.shape))
+            if kept != uniq:  # letters summed over in this operand alone: broadcast back
+                pos = tuple(j for j, c in enumerate(uniq) if c not in seen)
+                gi = xp.broadcast_to(xp.expand_dims(gi, pos), tuple(size[c] for c in uniq))
+            for j, c in enumerate(sub):  # a repeated index: the gradient lies on the diagonal
+                first = sub.index(c)
+                if first < j:
+                    eye = xp.eye(size[c], dtype=gi.dtype).reshape(
+                        [size[c] if a in (first, j) else 1 for a in range(gi.ndim + 1)])
+                    gi = xp.expand_dims(gi, j) * eye
             grads.append(gi)
         return tuple(grads)
 

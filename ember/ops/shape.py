@@ -222,6 +222,18 @@ def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     return Concatenate.apply(*tensors, axis=axis)
 
 
+@register("cat", method=False)
+def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """PyTorch's name for :func:`concatenate`: ``ember.cat([a, b], dim=1)``.
+
+    Example:
+        >>> import ember
+        >>> ember.cat([ember.ones(1, 2), ember.zeros(1, 1)], dim=1).tolist()
+        [[1.0, 1.0, 0.0]]
+    """
+    return concatenate(tensors, axis=axis)
+
+
 @register("stack", method=False)
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors of equal shape along a new axis.
