@@ -63,36 +63,36 @@ def test_gpt_weight_tying_one_parameter_gradient_from_both_uses(backend):
     ember.manual_seed(2)
     model = tiny_gpt(n_layer=1).double()
     names = [n for n, _ in model.named_parameters()]
-    assert names.count("wte") == 1 and not any("head" in n for n in names)
+    assert names.count("wte.weight") == 1 and not any("head" in n for n in names)
     rng = np.random.default_rng(2)
     x, y = (ember.tensor(rng.integers(0, 11, (2, 8))) for _ in range(2))
     lm_loss(model(x), y).backward()
-    tied = model.wte.grad.numpy()
+    tied = model.wte.weight.grad.numpy()
 
     def split_loss(emb_w, head_w):  # GPT.forward with the two uses of wte given separately
-        h = ember.embedding(x, emb_w) + model.wpe[:8]
+        h = ember.embedding(x, emb_w) + model.wpe.weight[:8]
         for block in model.h:
             h = block(h)
         return lm_loss(model.ln_f(h) @ head_w.T, y)
 
     grads = []
     for use in ("emb", "head"):
-        w = ember.tensor(model.wte.numpy(), requires_grad=True)
-        const = ember.tensor(model.wte.numpy())
+        w = ember.tensor(model.wte.weight.numpy(), requires_grad=True)
+        const = ember.tensor(model.wte.weight.numpy())
         split_loss(w, const).backward() if use == "emb" else split_loss(const, w).backward()
         grads.append(w.grad.numpy())
     assert np.abs(grads[0]).max() > 1e-4 and np.abs(grads[1]).max() > 1e-4
     np.testing.assert_allclose(tied, grads[0] + grads[1], rtol=1e-10, atol=1e-12)
     # and against central differences, in float64, on a few entries of the tied matrix
     for i, j in [(int(x.numpy()[0, 0]), 3), (int(y.numpy()[1, 2]), 7), (5, 0)]:
-        w0 = model.wte.numpy().copy()
+        w0 = model.wte.weight.numpy().copy()
         vals = []
         for sign in (1, -1):
             w = w0.copy()
             w[i, j] += sign * 1e-6
-            model.wte.data = ember.tensor(w).data
+            model.wte.weight.data = ember.tensor(w).data
             vals.append(lm_loss(model(x), y).item())
-        model.wte.data = ember.tensor(w0).data
+        model.wte.weight.data = ember.tensor(w0).data
         assert abs((vals[0] - vals[1]) / 2e-6 - tied[i, j]) < 1e-6
 
 
@@ -103,18 +103,19 @@ def test_gpt_initialisation_statistics():
     resid = 0.02 / math.sqrt(2 * 4)
     for name, p in params.items():
         w = p.numpy()
-        if name.endswith("c_proj.weight"):
+        if name.endswith(("attn.out_proj.weight", "mlp.2.weight")):
             assert abs(w.std() / resid - 1) < 0.05, name
         elif p.ndim == 2:
             assert abs(w.std() / 0.02 - 1) < 0.05, name
             assert abs(w.mean()) < 0.002, name
-        elif name.startswith("ln") or ".ln_" in name:
+        elif name.startswith("ln_f") or ".norm" in name:
             expected = 1.0 if name.endswith("weight") else 0.0
             assert (w == expected).all(), name
         else:
             assert name.endswith("bias") and (w == 0).all(), name
-    assert {n for n in params if "ln_1" in n} == {f"h.{i}.ln_1.{k}" for i in range(4)
-                                                   for k in ("weight", "bias")}
+    assert {n for n in params if "norm1" in n} == {f"h.{i}.norm1.{k}" for i in range(4)
+                                                    for k in ("weight", "bias")}
+    assert sum(n.endswith(("out_proj.weight", "mlp.2.weight")) for n in params) == 8
     no_bias = GPT(vocab_size=65, block_size=8, n_layer=1, n_head=1, n_embd=8)
     assert not any(n.endswith("bias") for n, _ in no_bias.named_parameters())
     assert sum(p.size for p in no_bias.parameters()) == 65 * 8 + 8 * 8 + 2 * 8 + 8 \
@@ -212,7 +213,8 @@ def test_decay_groups_put_weight_decay_on_matrices_only():
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert sorted(ids[id(p)] for p in decay["params"]) == sorted(
         n for n, p in named.items() if p.ndim >= 2)
-    assert {ids[id(p)].rsplit(".", 1)[-1] for p in no_decay["params"]} == {"weight", "bias"}
+    assert {ids[id(p)].rsplit(".", 1)[-1] for p in no_decay["params"]} == {
+        "weight", "bias", "in_proj_bias"}
     assert all(p.ndim == 1 for p in no_decay["params"])
     assert len(decay["params"]) + len(no_decay["params"]) == len(named)
     with pytest.raises(ValueError, match="weight_decay must be a number >= 0, got -1"):

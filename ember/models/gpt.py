@@ -1,8 +1,9 @@
 """A character-level GPT, written to be read beside nanoGPT's ``model.py``.
 
-Token and position embeddings, ``n_layer`` pre-norm causal Transformer blocks, a final LayerNorm
-and a head tied to the token embedding (one matrix, used twice). Parameter names follow nanoGPT's
-(``wte``, ``wpe``, ``h.0.attn.c_attn.weight``, ``ln_f``…), so its state_dicts map one to one.
+Token and position embeddings, ``n_layer`` pre-norm causal ``nn.TransformerBlock``s, a final
+LayerNorm and a head tied to the token embedding (one matrix, used twice). Names follow nanoGPT
+where ember's layers allow (``wte``, ``wpe``, ``h.0``, ``ln_f``); inside a block they are
+``nn.TransformerBlock``'s (``norm1``, ``attn.in_proj_weight``, ``attn.out_proj``, ``mlp.0``…).
 
 Example:
     >>> import ember
@@ -16,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import math
-from functools import partial
 from typing import Any
 
 import ember
@@ -24,93 +24,20 @@ from ember import nn
 from ember.models.sampling import generate
 from ember.tensor import Tensor
 
-__all__ = ["GPT", "CausalSelfAttention", "Block"]
+__all__ = ["GPT"]
 
 
-def _normal(std: float) -> Any:
-    """An initialiser drawing N(0, std**2) (with the parameter's own path-derived key)."""
-    return partial(nn.init.normal_, mean=0.0, std=std)
-
-
-def _linear(n_in: int, n_out: int, bias: bool, std: float = 0.02) -> nn.Linear:
-    return nn.Linear(n_in, n_out, bias=bias, init=_normal(std), bias_init=nn.init.zeros_)
-
-
-class CausalSelfAttention(nn.Module):
-    """Multi-head self-attention where position ``t`` sees positions ``<= t`` only.
-
-    Example:
-        >>> import ember
-        >>> from ember.models.gpt import CausalSelfAttention
-        >>> CausalSelfAttention(8, n_head=2, n_layer=1)(ember.zeros(1, 4, 8)).shape
-        (1, 4, 8)
-    """
-
-    def __init__(self, n_embd: int, n_head: int, n_layer: int, dropout: float = 0.0,
-                 bias: bool = False) -> None:
-        super().__init__()
-        if n_embd % n_head:
-            raise ValueError(f"CausalSelfAttention: n_embd={n_embd} must be a multiple of "
-                             f"n_head={n_head}")
-        self.n_head, self.dropout = n_head, float(dropout)
-        self.c_attn = _linear(n_embd, 3 * n_embd, bias)  # query, key, value of every head at once
-        # GPT-2: residual projections start smaller, so the sum over n_layer blocks stays O(1)
-        self.c_proj = _linear(n_embd, n_embd, bias, std=0.02 / math.sqrt(2 * n_layer))
-        self.resid_dropout = nn.Dropout(dropout)
-
-    def forward(self, x: Tensor) -> Tensor:
-        b, t, c = x.shape
-        qkv = self.c_attn(x).reshape(b, t, 3, self.n_head, c // self.n_head)
-        qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, heads, T, head size)
-        p = self.dropout if self.training else 0.0
-        y = ember.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_causal=True,
-                                               dropout_p=p)
-        y = y.permute(0, 2, 1, 3).reshape(b, t, c)  # the heads side by side again
-        return self.resid_dropout(self.c_proj(y))
-
-
-class MLP(nn.Module):
-    """The block's feed-forward part: ``n_embd -> 4 n_embd -> GELU -> n_embd``.
-
-    Example:
-        >>> import ember
-        >>> from ember.models.gpt import MLP
-        >>> MLP(8, n_layer=1)(ember.zeros(2, 8)).shape
-        (2, 8)
-    """
-
-    def __init__(self, n_embd: int, n_layer: int, dropout: float = 0.0,
-                 bias: bool = False) -> None:
-        super().__init__()
-        self.c_fc = _linear(n_embd, 4 * n_embd, bias)
-        self.c_proj = _linear(4 * n_embd, n_embd, bias, std=0.02 / math.sqrt(2 * n_layer))
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.dropout(self.c_proj(ember.gelu(self.c_fc(x))))
-
-
-class Block(nn.Module):
-    """A pre-norm Transformer block: ``x + attn(ln(x))``, then ``x + mlp(ln(x))``.
-
-    Example:
-        >>> import ember
-        >>> from ember.models.gpt import Block
-        >>> Block(8, n_head=2, n_layer=1)(ember.zeros(1, 3, 8)).shape
-        (1, 3, 8)
-    """
-
-    def __init__(self, n_embd: int, n_head: int, n_layer: int, dropout: float = 0.0,
-                 bias: bool = False) -> None:
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(n_embd, bias=bias)
-        self.attn = CausalSelfAttention(n_embd, n_head, n_layer, dropout, bias)
-        self.ln_2 = nn.LayerNorm(n_embd, bias=bias)
-        self.mlp = MLP(n_embd, n_layer, dropout, bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
+def _gpt2_init(model: nn.Module, n_layer: int) -> None:
+    """GPT-2's initialisation: matrices N(0, 0.02), the residual projections (attention output,
+    MLP output) N(0, 0.02 / sqrt(2 n_layer)) so that the sum over the blocks stays O(1), biases
+    zero. Each draw uses the key of the parameter's path (reproducible from ``manual_seed``)."""
+    residual = 0.02 / math.sqrt(2 * n_layer)
+    for name, p in model.named_parameters():
+        if p.ndim >= 2:
+            std = residual if name.endswith(("attn.out_proj.weight", "mlp.2.weight")) else 0.02
+            nn.init.normal_(p, std=std, key=nn.init.path_key(name))
+        elif name.endswith("bias"):
+            nn.init.zeros_(p)
 
 
 class GPT(nn.Module):
@@ -145,15 +72,23 @@ class GPT(nn.Module):
                            ("n_layer", n_layer), ("n_head", n_head), ("n_embd", n_embd)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"GPT: {arg} must be a positive int, got {value!r}")
+        if n_embd % n_head:
+            raise ValueError(f"GPT: n_embd={n_embd} must be a multiple of n_head={n_head} (each "
+                             f"head gets n_embd / n_head channels)")
         self.vocab_size, self.block_size = vocab_size, block_size
         self.n_layer, self.n_head, self.n_embd = n_layer, n_head, n_embd
         self.dropout, self.bias = float(dropout), bool(bias)
-        self.wte = nn.Parameter(shape=(vocab_size, n_embd), init=_normal(0.02))  # tokens
-        self.wpe = nn.Parameter(shape=(block_size, n_embd), init=_normal(0.02))  # positions
+        self.wte = nn.Embedding(vocab_size, n_embd)  # tokens; also the head (tied)
+        self.wpe = nn.Embedding(block_size, n_embd)  # positions
         self.drop = nn.Dropout(dropout)
-        self.h = nn.ModuleList([Block(n_embd, n_head, n_layer, dropout, bias)
-                                for _ in range(n_layer)])
+        self.h = nn.ModuleList([
+            nn.TransformerBlock(n_embd, n_head, dropout=dropout, causal=True, bias=bias)
+            for _ in range(n_layer)])
+        for block in self.h:  # nanoGPT's LayerNorm(bias=bias): no bias by default
+            block.norm1 = nn.LayerNorm(n_embd, bias=bias)
+            block.norm2 = nn.LayerNorm(n_embd, bias=bias)
         self.ln_f = nn.LayerNorm(n_embd, bias=bias)
+        _gpt2_init(self, n_layer)
 
     def forward(self, idx: Any) -> Tensor:
         idx = idx if isinstance(idx, Tensor) else ember.tensor(idx)
@@ -163,12 +98,12 @@ class GPT(nn.Module):
         if t > self.block_size:
             raise ValueError(f"GPT: a sequence of {t} tokens is longer than block_size="
                              f"{self.block_size}; crop it to the last {self.block_size} tokens")
-        x = ember.embedding(idx, self.wte) + self.wpe[:t]
+        x = self.wte(idx) + self.wpe.weight[:t]
         x = self.drop(x)
         for block in self.h:
             x = block(x)
         x = self.ln_f(x)
-        return x @ self.wte.T  # the head is the token embedding, transposed (weight tying)
+        return x @ self.wte.weight.T  # the head is the token embedding, transposed (tying)
 
     def generate(self, idx: Any, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None) -> Tensor:

@@ -26,8 +26,7 @@ def sample_next(logits: Tensor, temperature: float = 1.0, top_k: int | None = No
     """One token per row of ``logits`` (B, V), drawn from ``softmax(logits / temperature)`` on
     ember's seeded stream; with ``top_k`` only the ``k`` most likely tokens can be drawn.
 
-    The draw is the Gumbel-max trick: ``argmax(logits + g)`` with ``g = -log(-log(u))``, ``u``
-    uniform, which picks token ``i`` with probability ``softmax(logits)[i]``.
+    The draw is ``ember.random.categorical`` (the Gumbel-max trick).
 
     Example:
         >>> import ember
@@ -48,9 +47,7 @@ def sample_next(logits: Tensor, temperature: float = 1.0, top_k: int | None = No
             raise ValueError(f"sample_next: top_k must be >= 1, got {top_k!r}")
         kth = ember.topk(logits, k, axis=-1)[0][:, k - 1:k]
         logits = ember.where(logits < kth, float("-inf"), logits)
-    u = ember.rand(*logits.shape, dtype=logits.dtype)
-    gumbel = -(-(u + 1e-20).log()).log()
-    return (logits + gumbel).argmax(axis=-1)
+    return ember.random.categorical(logits)[:, 0]
 
 
 def _sample_at(model: Any, window: Tensor, at: Tensor, temperature: float,
