@@ -286,3 +286,38 @@ def test_tiny_gpt_on_jax_jit_equals_numpy_for_20_steps():
     np.testing.assert_allclose(jax_losses, np_losses, rtol=1e-4, atol=1e-4)
     for (name, a), (_, b) in zip(np_model.named_parameters(), jax_model.named_parameters()):
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_a_hand_written_loop_resumed_from_state_dicts_equals_the_uninterrupted_run():
+    text = overfit_text()
+    tok = CharTokenizer.from_text(text)
+
+    def setup():
+        ember.manual_seed(0)
+        model = GPT(tok.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16)
+        lr = schedules.cosine_decay(1e-2, total_steps=10, final_lr=1e-3, warmup_steps=2)
+        opt = optim.AdamW(optim.decay_groups(model, 0.1), lr=lr, clip_norm=1.0)
+        windows = TokenWindows(tok.encode(text), block_size=16, batch_size=4, seed=1)
+        return model, opt, windows
+
+    def train(model, opt, windows, steps):
+        for _ in range(steps):
+            x, y = windows.next()
+            loss = lm_loss(model(x), y)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+        return loss.item()
+
+    model, opt, windows = setup()
+    straight = train(model, opt, windows, 10)
+    first = setup()
+    train(*first, 4)
+    saved = [{k: np.array(v) for k, v in obj.state_dict().items()} for obj in first[:2]]
+    saved.append(first[2].state_dict())
+    second = setup()
+    for obj, state in zip(second, saved):
+        obj.load_state_dict(state)
+    assert train(*second, 6) == straight
+    for (name, a), (_, b) in zip(model.named_parameters(), second[0].named_parameters()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
