@@ -50,6 +50,10 @@ class MatMul(Function):
         if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
             _check(a, b)
         ctx.save_for_backward(a, b)
+        if a.ndim > 2 and b.ndim == 2:  # (..., K) @ (K, N), e.g. a Linear over (B, T, K): one
+            # GEMM over the flattened rows instead of a loop of small ones (and of B weight
+            # gradients summed afterwards in backward)
+            return (a.reshape(-1, a.shape[-1]) @ b).reshape(*a.shape[:-1], b.shape[-1])
         try:
             return a @ b
         except (ValueError, TypeError):
@@ -58,27 +62,35 @@ class MatMul(Function):
 
     def backward(ctx, g):
         a, b = ctx.saved_tensors
-        xp = backend.get().xp
-        # Treat vectors as matrices (a row for a, a column for b), then drop the added axis.
-        a2 = a[None, :] if a.ndim == 1 else a
-        b2 = b[:, None] if b.ndim == 1 else b
-        if b.ndim == 1:
-            g = g[..., None]
+        if a.ndim > 2 and b.ndim == 2 and g.shape[:-1] == a.shape[:-1]:
+            shape = a.shape  # the rows flattened, as in forward
+            ga, gb = _matmul_grads(ctx, a.reshape(-1, shape[-1]), b, g.reshape(-1, g.shape[-1]))
+            return (None if ga is None else ga.reshape(shape)), gb
+        return _matmul_grads(ctx, a, b, g)
+
+
+def _matmul_grads(ctx: Any, a: Any, b: Any, g: Any) -> tuple[Any, Any]:
+    xp = backend.get().xp
+    # Treat vectors as matrices (a row for a, a column for b), then drop the added axis.
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    if b.ndim == 1:
+        g = g[..., None]
+    if a.ndim == 1:
+        g = g[..., None, :]
+    ga = gb = None
+    if ctx.needs_input_grad[0]:
+        ga = g @ xp.swapaxes(b2, -1, -2)
         if a.ndim == 1:
-            g = g[..., None, :]
-        ga = gb = None
-        if ctx.needs_input_grad[0]:
-            ga = g @ xp.swapaxes(b2, -1, -2)
-            if a.ndim == 1:
-                ga = ga[..., 0, :]
-        if ctx.needs_input_grad[1]:
-            if _transposed_view(b2):  # e.g. x @ w.T: give w's gradient w's own (row-major) layout
-                gb = xp.swapaxes(xp.swapaxes(g, -1, -2) @ a2, -1, -2)
-            else:
-                gb = xp.swapaxes(a2, -1, -2) @ g
-            if b.ndim == 1:
-                gb = gb[..., :, 0]
-        return ga, gb  # batch axes that were broadcast are summed by the engine
+            ga = ga[..., 0, :]
+    if ctx.needs_input_grad[1]:
+        if _transposed_view(b2):  # e.g. x @ w.T: give w's gradient w's own (row-major) layout
+            gb = xp.swapaxes(xp.swapaxes(g, -1, -2) @ a2, -1, -2)
+        else:
+            gb = xp.swapaxes(a2, -1, -2) @ g
+        if b.ndim == 1:
+            gb = gb[..., :, 0]
+    return ga, gb  # batch axes that were broadcast are summed by the engine
 
 
 def _parse(spec: str, n: int) -> tuple[list[str], str]:
