@@ -36,6 +36,7 @@ NAMESPACES = [
     "ember.random",
     "ember.backend",
     "ember.jit",
+    "ember.models",
 ]
 OPTIONAL = ["ember.plot", "ember.distributed", "ember.cli"]
 

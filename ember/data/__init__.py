@@ -1,4 +1,4 @@
-"""Data: batching (DataLoader), small synthetic sets, MNIST and Fashion-MNIST.
+"""Data: batching (DataLoader), small synthetic sets, MNIST and Fashion-MNIST, text corpora.
 
 Example:
     >>> from ember.data import DataLoader, moons
@@ -13,6 +13,14 @@ from __future__ import annotations
 from ember.data.loader import BatchStream, DataLoader, Execution, validate_arrays
 from ember.data.mnist import data_home, load_fashion_mnist, load_mnist, read_idx
 from ember.data.synthetic import blobs, circles, ellipses, moons, two_spirals, xor
+from ember.data.text import (
+    CharTokenizer,
+    TokenWindows,
+    load_names,
+    load_tiny_shakespeare,
+    name_examples,
+    split_names,
+)
 
 __all__ = [
     "DataLoader",
@@ -29,4 +37,10 @@ __all__ = [
     "load_fashion_mnist",
     "read_idx",
     "data_home",
+    "load_tiny_shakespeare",
+    "load_names",
+    "split_names",
+    "name_examples",
+    "CharTokenizer",
+    "TokenWindows",
 ]

@@ -478,7 +478,7 @@ class LayerNorm(Module):
 
     def __init__(self, normalized_shape: int | Sequence[int], eps: float = 1e-5,
                  elementwise_affine: bool = True, trainable: bool = True,
-                 dtype: Any = None) -> None:
+                 dtype: Any = None, bias: bool = True) -> None:
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Number) else (
             tuple(normalized_shape))
@@ -493,9 +493,11 @@ class LayerNorm(Module):
         xp = backend.get().xp
         if elementwise_affine:
             self.weight = Parameter(xp.ones(self.normalized_shape, dt), requires_grad=trainable)
-            self.bias = Parameter(xp.zeros(self.normalized_shape, dt), requires_grad=trainable)
         else:
             self.register_parameter("weight", None)
+        if elementwise_affine and bias:  # bias=False: a gain only (PyTorch 2.1's option)
+            self.bias = Parameter(xp.zeros(self.normalized_shape, dt), requires_grad=trainable)
+        else:
             self.register_parameter("bias", None)
 
     def forward(self, x: Any) -> Tensor:
@@ -507,8 +509,10 @@ class LayerNorm(Module):
         mean = x.mean(axis=axes, keepdims=True)
         var = x.var(axis=axes, keepdims=True)
         y = (x - mean) / (var + self.eps).sqrt()
-        if self.elementwise_affine:
-            y = y * self.weight + self.bias
+        if self.weight is not None:
+            y = y * self.weight
+        if self.bias is not None:
+            y = y + self.bias
         return y
 
     def describe(self) -> str:
@@ -516,5 +520,6 @@ class LayerNorm(Module):
 
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "
-                f"elementwise_affine={self.elementwise_affine}")
+                f"elementwise_affine={self.elementwise_affine}"
+                + ("" if self.bias is not None or not self.elementwise_affine else ", bias=False"))
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from ember.optim import rules, schedules
 from ember.optim.clip import clip_grad_norm, clip_grad_norm_, clip_grad_value, clip_grad_value_
+from ember.optim.groups import decay_groups
 from ember.optim.optax_adapter import OptaxOptimizer, from_optax
 from ember.optim.optimizer import Optimizer
 from ember.optim.optimizers import (
@@ -52,6 +53,7 @@ __all__ = [
     "from_optax",
     "OptaxOptimizer",
     "get",
+    "decay_groups",
     "schedules",
     "rules",
 ]
