@@ -500,7 +500,7 @@ class JaxScan(JaxImpl):
 # -- running ---------------------------------------------------------------------------------------
 
 def make_impls(wl: Workload, data: Data, init: dict[str, np.ndarray],
-               use_trainer: bool) -> list[Impl]:
+               use_trainer: bool, jax_only: bool = False) -> list[Impl]:
     classes: list[type[Impl]] = [EmberNumpy]
     if jax is not None:
         classes += [EmberJaxStep, EmberJaxEpoch]
@@ -510,6 +510,8 @@ def make_impls(wl: Workload, data: Data, init: dict[str, np.ndarray],
         classes.append(TorchEager)
     if jax is not None:
         classes += [JaxStep, JaxScan]
+    if jax_only:
+        classes = [c for c in classes if "jax" in c.name.lower()]
     return [cls(wl, data, init) for cls in classes]
 
 
@@ -546,12 +548,17 @@ def check_same_weights(impls: list[Impl], wl: Workload) -> float:
     return worst
 
 
+#: what timed_epochs reads: wall time, or the process's CPU time with --cpu-time (on a shared,
+#: loaded machine the CPU seconds a run takes are far steadier than the wall seconds)
+CLOCK = time.perf_counter
+
+
 def timed_epochs(impl: Impl, epochs: int, samples: int) -> float:
     time.sleep(SETTLE_S)
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     for _ in range(epochs):
         impl.train_epoch()
-    rate = epochs * samples / (time.perf_counter() - t0)
+    rate = epochs * samples / (CLOCK() - t0)
     impl.rates.append(rate)
     return rate
 
@@ -575,8 +582,9 @@ def verdict(value: float | None, target: float) -> str:
 def run_workload(wl: Workload, args: argparse.Namespace, use_trainer: bool) -> None:
     data = load(wl.kind, args.limit)
     init = initial_weights(wl)
-    torch_note = TorchEager.tune(wl, data, init) if torch is not None and not args.quick else ""
-    impls = make_impls(wl, data, init, use_trainer)
+    torch_note = (TorchEager.tune(wl, data, init)
+                  if torch is not None and not (args.quick or args.jax_only) else "")
+    impls = make_impls(wl, data, init, use_trainer, args.jax_only)
     loss0 = check_same_math(impls, data, wl)
     samples = (len(data.x) // wl.batch) * wl.batch
     print(f"\n{wl.describe()}; {len(data.x)} training images ({samples} per epoch), "
@@ -646,6 +654,13 @@ def run_workload(wl: Workload, args: argparse.Namespace, use_trainer: bool) -> N
         best = max(ember_impls, key=lambda i: statistics.median(i.rates))
         lines.append(f"{best.name} (ember's fastest) / PyTorch eager: "
                      f"{verdict(ratio(best, get('PyTorch eager')), W2_TORCH_TARGET)}")
+    for name, ref in (("ember-jax step", "JAX+optax step"), ("ember-jax Trainer step",
+                                                             "ember-jax step"),
+                      ("ember-jax Trainer epoch", "ember-jax epoch")):
+        if get(name) and get(ref):
+            us = [1e6 * wl.batch * (1 / statistics.median(i.rates)) for i in (get(name), get(ref))]
+            lines.append(f"per step: {name} {us[0]:.0f} us, {ref} {us[1]:.0f} us: "
+                         f"{us[0] - us[1]:+.0f} us")
     for trainer_name, manual_name in (("ember-numpy Trainer", "ember-numpy"),
                                       ("ember-jax Trainer step", "ember-jax step"),
                                       ("ember-jax Trainer epoch", "ember-jax epoch")):
@@ -676,9 +691,17 @@ def main() -> None:
     parser.add_argument("--accuracy", action="store_true",
                         help="train W1 10, W2 3, W3 10 epochs and check the accuracy targets")
     parser.add_argument("--limit", type=int, default=None, help="use only N training images")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time by the process's CPU seconds, not wall seconds (steadier on "
+                        "a loaded machine; samples/s are then per CPU-second)")
+    parser.add_argument("--jax-only", action="store_true",
+                        help="only the JAX implementations (ember-jax, Trainer on JAX, JAX+optax)")
     parser.add_argument("--no-trainer", action="store_true",
                         help="leave out the Trainer.fit variants")
     args = parser.parse_args()
+    if args.cpu_time:
+        global CLOCK
+        CLOCK = time.process_time
     if args.quick:
         args.rounds = args.rounds or 1
         args.limit = args.limit or 512

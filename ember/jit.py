@@ -114,8 +114,13 @@ def _unshared(state: list[Any]) -> list[Any]:
     import jax
     import jax.numpy as jnp
 
-    flat = [x for x in state if x is not None]
-    if all(type(x) is not list for x in flat) and len({id(x) for x in flat}) == len(flat):
+    flat: list[Any] = []
+    for x in state:
+        if type(x) is list:  # an object's state_arrays()
+            flat += x
+        elif x is not None:
+            flat.append(x)
+    if len({id(x) for x in flat}) == len(flat):
         return state  # no array occurs twice: nothing to copy
     seen: set[int] = set()
 
@@ -399,7 +404,6 @@ class JitFunction:
         value; the objects get their concrete arrays back whatever happens."""
         import jax
 
-        module_cls, opt_cls = _kinds()
         fn = self.fn
 
         def pure(state: list[Any], inputs: list[Any]) -> tuple[Any, list[Any]]:
@@ -411,14 +415,7 @@ class JitFunction:
                     slot.set(value)
                 for slot in entry.cleared:
                     slot.set(None)
-                call_leaves = []
-                for leaf, x in zip(leaves, inputs):
-                    if isinstance(leaf, Tensor) and not leaf.requires_grad:
-                        call_leaves.append(Tensor._make(x, False, None))
-                    elif x is not None and not isinstance(leaf, (Tensor, module_cls, opt_cls)):
-                        call_leaves.append(x)  # an array argument, traced
-                    else:
-                        call_leaves.append(leaf)
+                call_leaves = _call_leaves(leaves, inputs)
                 if isinstance(treedef, int):
                     result = fn(*call_leaves)
                 else:
@@ -456,6 +453,21 @@ class JitFunction:
         ins = [rep if spec is None else NamedSharding(mesh, spec) for spec in layouts]
         return jax.jit(pure, donate_argnums=donate, in_shardings=(rep, ins),
                        out_shardings=(rep, rep))
+
+
+def _call_leaves(leaves: list[Any], inputs: list[Any]) -> list[Any]:
+    """The arguments the function is called with inside the trace: a constant Tensor wraps its
+    traced array, an array argument is the traced array, everything else is passed as it is."""
+    module_cls, opt_cls = _kinds()
+    out = []
+    for leaf, x in zip(leaves, inputs):
+        if isinstance(leaf, Tensor) and not leaf.requires_grad:
+            out.append(Tensor._make(x, False, None))
+        elif x is not None and not isinstance(leaf, (Tensor, module_cls, opt_cls)):
+            out.append(x)  # an array argument, traced
+        else:
+            out.append(leaf)
+    return out
 
 
 def _bind_mesh_probe() -> Any:

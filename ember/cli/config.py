@@ -750,24 +750,22 @@ def _build_loss(spec: Any, src: Source, key: str = "loss") -> Any:
 
 
 def _build_optimizer(spec: dict[str, Any], model: Any, src: Source) -> Any:
+    from ember import optim
     from ember.optim import schedules
-    from ember.optim.optimizers import REGISTRY as OPTIMIZERS
 
-    cls: Any = OPTIMIZERS[spec["name"]][0]
     lr: Any = spec["lr"]
     if "schedule" in spec:
         s = dict(spec["schedule"])
-        fn = getattr(schedules, s.pop("name"))
-        if "lr" in inspect.signature(fn).parameters:
+        if "lr" in inspect.signature(getattr(schedules, s["name"])).parameters:
             s.setdefault("lr", spec["lr"])
         try:
-            lr = fn(**s)
+            lr = schedules.from_config(s)
         except (ValueError, TypeError) as e:
             raise src.error("optimizer.schedule", str(e)) from None
     options = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.items()
                if k not in ("name", "lr", "schedule")}
     try:
-        return cls(model.parameters(), lr=lr, **options)
+        return optim.get(spec["name"], model.parameters(), lr=lr, **options)
     except (ValueError, TypeError) as e:
         raise src.error("optimizer", str(e)) from None
 
