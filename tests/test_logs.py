@@ -1,0 +1,147 @@
+"""ReduceLROnPlateau, TensorBoard, JSON-lines logs, callback configs, lr_find, accumulation."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+import ember
+from ember import callbacks, nn, optim
+from ember.train.callbacks import JSONLinesLogger, ReduceLROnPlateau, TensorBoard
+
+
+def data(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 3)).astype(np.float32)
+    return x, (x @ np.array([[1.0], [-2.0], [0.5]], np.float32)).astype(np.float32)
+
+
+def lr_sequence(values, lr, **kw):
+    """The rate after each epoch's on_epoch_end, for a sequence of monitored values."""
+    model = nn.Linear(1, 1)
+    trainer = ember.Trainer(model, "mse", optim.SGD(model.parameters(), lr=lr))
+    cb = ReduceLROnPlateau("val_loss", **kw)
+    cb.set_trainer(trainer)
+    cb.on_train_begin({})
+    out = []
+    for epoch, v in enumerate(values):
+        cb.on_epoch_end(epoch, {"val_loss": v})
+        out.append(float(ember.backend.get().to_numpy(trainer.optimizer.param_groups[0]["lr"])))
+    return out
+
+
+def test_reduce_lr_on_plateau_min_mode_patience_cooldown_min_lr(backend):
+    # hand-computed with Keras's rules: patience 2, cooldown 1, halve, floor 0.01
+    got = lr_sequence([1.0] * 5 + [0.5] * 7, 0.1, factor=0.5, patience=2, cooldown=1,
+                      min_lr=0.01, min_delta=0.0)
+    want = [0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.025, 0.0125, 0.0125, 0.01, 0.01, 0.01]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_reduce_lr_on_plateau_max_mode_min_delta(backend):
+    got = lr_sequence([0.5, 0.55, 0.555, 0.56, 0.6], 1.0, factor=0.1, patience=1, mode="max",
+                      min_delta=0.02)
+    np.testing.assert_allclose(got, [1.0, 1.0, 0.1, 0.01, 0.01], rtol=1e-6)
+
+
+def test_reduce_lr_on_plateau_in_fit_history_lr(backend):
+    ember.manual_seed(0)
+    x, y = data()
+    model = nn.Linear(3, 1)
+    t = ember.Trainer(model, "mse", optim.SGD(model.parameters(), lr=0.1))
+    cb = ReduceLROnPlateau("loss", factor=0.5, patience=1, min_delta=1e9)  # never improves
+    h = t.fit(x, y, epochs=4, batch_size=8, callbacks=[cb], verbose=0)
+    np.testing.assert_allclose(h.history["lr"], [0.1, 0.1, 0.05, 0.025], rtol=1e-6)
+
+
+def test_reduce_lr_on_plateau_errors():
+    with pytest.raises(ValueError, match=r"factor must be in \(0, 1\).*got 1.5"):
+        ReduceLROnPlateau(factor=1.5)
+    model = nn.Linear(1, 1)
+    opt = optim.SGD(model.parameters(), lr=optim.schedules.exponential_decay(0.1, gamma=0.5))
+    cb = ReduceLROnPlateau()
+    cb.set_trainer(ember.Trainer(model, "mse", opt))
+    with pytest.raises(ValueError, match="group 0 has a schedule"):
+        cb.on_train_begin({})
+
+
+def test_callback_configs_round_trip(tmp_path):
+    made = [callbacks.EarlyStopping(monitor="loss", patience=3),
+            callbacks.ModelCheckpoint(tmp_path / "c", monitor="loss"),
+            callbacks.CSVLogger(tmp_path / "h.csv"),
+            JSONLinesLogger(tmp_path / "h.jsonl", append=True),
+            ReduceLROnPlateau("loss", factor=0.2, patience=4, cooldown=2, min_lr=1e-5),
+            TensorBoard(tmp_path / "tb", histogram_freq=2)]
+    assert sorted(cb.config()["name"] for cb in made) == sorted(callbacks.REGISTRY)
+    for cb in made:
+        again = callbacks.from_config(json.loads(json.dumps(cb.config())))
+        assert type(again) is type(cb) and again.config() == cb.config()
+    with pytest.raises(ValueError, match="unknown callback 'tensorbord'; choose one of"):
+        callbacks.get("tensorbord")
+    with pytest.raises(NotImplementedError, match="LambdaCallback has no config"):
+        callbacks.LambdaCallback().config()
+
+
+def test_json_lines_logger(tmp_path, backend):
+    ember.manual_seed(0)
+    x, y = data()
+    path = tmp_path / "logs" / "train.jsonl"
+    t = ember.Trainer(nn.Linear(3, 1), "mse", "sgd")
+    h = t.fit(x, y, epochs=3, batch_size=8, validation_data=(x, y), verbose=0,
+              callbacks=[JSONLinesLogger(path)])
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    for key in ("loss", "val_loss", "lr"):
+        assert [r[key] for r in rows] == h.history[key]
+    assert all(r["time"] >= 0 for r in rows)
+
+
+def read_events(folder):
+    """Every Event in the TFRecord event files of ``folder`` (length, crc, data, crc records),
+    parsed with tensorboardX's protobuf classes."""
+    from tensorboardX.proto import event_pb2
+
+    events = []
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        raw = path.read_bytes()
+        i = 0
+        while i < len(raw):
+            (n,) = struct.unpack("<Q", raw[i:i + 8])
+            ev = event_pb2.Event()
+            ev.ParseFromString(raw[i + 12:i + 12 + n])
+            events.append(ev)
+            i += 12 + n + 4
+    return events
+
+
+def test_tensorboard_scalars_and_histograms(tmp_path, backend):
+    ember.manual_seed(0)
+    x, y = data()
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    t = ember.Trainer(model, "mse", optim.SGD(model.parameters(), lr=0.05), metrics=["mae"])
+    seen = {}
+    keep = callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.setdefault(
+        e, ember.backend.get().to_numpy(model[0].weight.data)))
+    h = t.fit(x, y, epochs=3, batch_size=8, validation_data=(x, y), verbose=0,
+              callbacks=[keep, TensorBoard(tmp_path / "tb", histogram_freq=2)])
+    scalars, histos = {}, {}
+    for ev in read_events(tmp_path / "tb"):
+        for v in ev.summary.value:
+            if v.HasField("histo"):
+                histos.setdefault(v.tag, []).append((ev.step, v.histo))
+            else:
+                scalars.setdefault(v.tag, []).append((ev.step, v.simple_value))
+    assert set(scalars) == set(h.history) == {"loss", "mae", "val_loss", "val_mae", "lr"}
+    for key, series in scalars.items():
+        assert [s for s, _ in series] == [0, 1, 2]
+        np.testing.assert_allclose([v for _, v in series], h.history[key], rtol=1e-6)
+    names = [n for n, _ in model.named_parameters()]
+    assert set(histos) == {f"{kind}/{n}" for kind in ("weights", "gradients") for n in names}
+    w = seen[1]  # the weights after epoch 1 (histograms every 2 epochs)
+    (step, histo), = histos["weights/0.weight"]
+    assert step == 1 and histo.num == w.size
+    np.testing.assert_allclose([histo.min, histo.max, histo.sum], [w.min(), w.max(), w.sum()],
+                               rtol=1e-5)
