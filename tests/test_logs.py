@@ -145,3 +145,59 @@ def test_tensorboard_scalars_and_histograms(tmp_path, backend):
     assert step == 1 and histo.num == w.size
     np.testing.assert_allclose([histo.min, histo.max, histo.sum], [w.min(), w.max(), w.sum()],
                                rtol=1e-5)
+
+
+# -- gradient accumulation -------------------------------------------------------------------------
+
+def accumulation_run(k, batch_size, jit, n=22, epochs=2, metrics=("mae",)):
+    ember.manual_seed(3)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((n, 3)).astype(np.float32)
+    y = (np.sin(x) @ np.array([[1.0], [-2.0], [0.5]])).astype(np.float32)
+    model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1)).double()
+    opt = optim.Adam(model.parameters(), lr=0.05)
+    t = ember.Trainer(model, "mse", opt, metrics=list(metrics), jit=jit)
+    h = t.fit(x, y, epochs=epochs, batch_size=batch_size, accumulate_steps=k, verbose=0)
+    params = {name: ember.backend.get().to_numpy(p.data) for name, p in model.named_parameters()}
+    return h, params, t
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("k,micro", [(3, 2), (2, 5)])
+def test_accumulate_steps_equals_k_times_larger_batch(backend, jit, k, micro):
+    # 22 samples: batches of 6 = 3 x 2 (and a last 4 = 2 + 2), or 10 = 2 x 5 (last 2 = one 2)
+    if jit and backend == "numpy":
+        pytest.skip("NumPy runs eagerly either way")
+    h_big, big, _ = accumulation_run(1, k * micro, jit)
+    h_acc, acc, t = accumulation_run(k, micro, jit)
+    for name in big:
+        assert acc[name].dtype == np.float64
+        np.testing.assert_allclose(acc[name], big[name], rtol=0, atol=1e-6, err_msg=name)
+    if not jit:  # the test can fail: plain small batches end elsewhere
+        assert not np.allclose(big["0.weight"], accumulation_run(1, micro, jit)[1]["0.weight"],
+                               atol=1e-3)
+    np.testing.assert_allclose(h_acc.history["loss"], h_big.history["loss"], rtol=1e-6)
+    np.testing.assert_allclose(h_acc.history["mae"], h_big.history["mae"], rtol=1e-6)
+    steps = int(ember.backend.get().to_numpy(t.optimizer.state_dict()["step"]))
+    assert steps == 2 * -(-22 // (k * micro))  # one optimizer step per k batches
+    if backend == "jax" and jit:
+        assert t.train_function.trace_count == 2  # full groups, then the short last one
+
+
+def test_accumulate_steps_counts_optimizer_steps_per_epoch(backend):
+    h, _, t = accumulation_run(2, 4, None, n=40, epochs=1)
+    seen = []
+    cb = callbacks.LambdaCallback(on_batch_end=lambda b, logs: seen.append((b, logs["size"])))
+    t.fit(np.zeros((40, 3), "float32"), np.zeros((40, 1), "float32"), batch_size=4,
+          steps_per_epoch=3, accumulate_steps=2, callbacks=[cb], verbose=0)
+    assert seen == [(0, 8), (1, 8), (2, 8)]
+
+
+def test_accumulate_steps_errors(backend):
+    t = ember.Trainer(nn.Linear(3, 1), "mse", "sgd", steps_per_execution=4)
+    x, y = data()
+    with pytest.raises(ValueError, match="accumulate_steps must be a positive integer, got 0"):
+        t.fit(x, y, accumulate_steps=0, verbose=0)
+    if t.compiled:
+        with pytest.raises(ValueError, match="cannot be combined with steps_per_execution=4"):
+            t.fit(x, y, accumulate_steps=2, verbose=0)
