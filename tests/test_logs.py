@@ -201,3 +201,64 @@ def test_accumulate_steps_errors(backend):
     if t.compiled:
         with pytest.raises(ValueError, match="cannot be combined with steps_per_execution=4"):
             t.fit(x, y, accumulate_steps=2, verbose=0)
+
+
+# -- learning-rate finder --------------------------------------------------------------------------
+
+def test_lr_find_sweeps_and_restores_everything_bit_for_bit(backend, tmp_path):
+    ember.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((96, 2)).astype(np.float32)
+    y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)
+    model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 2))
+    t = ember.Trainer(model, "cross_entropy", optim.Adam(model.parameters(), lr=0.01),
+                      metrics=["accuracy"])
+    t.fit(x, y, epochs=1, batch_size=16, verbose=0)  # an optimizer with state and a step count
+    bk = ember.backend.get()
+    before = {k: bk.to_numpy(v).copy() for k, v in model.state_dict().items()}
+    opt_before = {k: bk.to_numpy(v).copy() for k, v in t.optimizer.state_dict().items()}
+    key = bk.to_numpy(ember.random.get_state()).copy()
+
+    r = t.lr_find(x, y, start=1e-5, end=100.0, steps=30, batch_size=16)
+    assert 2 < len(r.lrs) == len(r.losses) == len(r.smoothed) <= 30
+    want = 1e-5 * (100.0 / 1e-5) ** (np.arange(len(r.lrs)) / 29)
+    np.testing.assert_allclose(r.lrs, want, rtol=1e-12)
+    assert r.suggestion in r.lrs
+    if len(r.lrs) < 30:  # stopped early: the loss blew up at the end
+        assert r.smoothed[-1] > 4 * min(r.smoothed) or not np.isfinite(r.losses[-1])
+
+    after = {k: bk.to_numpy(v) for k, v in model.state_dict().items()}
+    opt_after = {k: bk.to_numpy(v) for k, v in t.optimizer.state_dict().items()}
+    assert before.keys() == after.keys() and opt_before.keys() == opt_after.keys()
+    for k in before:
+        np.testing.assert_array_equal(after[k], before[k], err_msg=k)
+    for k in opt_before:
+        np.testing.assert_array_equal(opt_after[k], opt_before[k], err_msg=k)
+    np.testing.assert_array_equal(bk.to_numpy(ember.random.get_state()), key)
+    assert all(p.grad is None for p in model.parameters()) and model.training
+
+    fig = ember.plot.plot_lr_find(r, path=tmp_path / "lr.png")
+    assert (tmp_path / "lr.png").stat().st_size > 0
+    assert fig.axes[0].get_xscale() == "log"
+
+
+def test_lr_find_leaves_the_next_fit_unchanged(backend):
+    def run(find):
+        ember.manual_seed(1)
+        x, y = data(32)
+        model = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.2), nn.Linear(8, 1))
+        t = ember.Trainer(model, "mse", optim.Adam(model.parameters(), lr=0.01))
+        if find:
+            t.lr_find(x, y, start=1e-4, end=1.0, steps=6, batch_size=8)
+        return t.fit(x, y, epochs=2, batch_size=8, verbose=0).history["loss"]
+
+    assert run(True) == run(False)
+
+
+def test_lr_find_errors():
+    t = ember.Trainer(nn.Linear(3, 1), "mse", "sgd")
+    x, y = data()
+    with pytest.raises(ValueError, match=r"0 < start < end, got start=1.0, end=0.1"):
+        t.lr_find(x, y, start=1.0, end=0.1)
+    with pytest.raises(ValueError, match="steps must be an integer >= 2, got 1"):
+        t.lr_find(x, y, steps=1)

@@ -840,6 +840,32 @@ class Trainer:
             report.flush(force=True)
         return self._results(self._mstate, loss=report.mean())
 
+    def lr_find(self, x: Any, y: Any = None, *, start: float = 1e-7, end: float = 10.0,
+                steps: int = 100, batch_size: int = 32, smooth: float = 0.98,
+                diverge: float = 4.0) -> Any:
+        """The learning-rate range test (Smith 2015): ``steps`` training steps with the rate
+        growing exponentially from ``start`` to ``end`` (stopping early when the smoothed loss
+        exceeds ``diverge`` times its best). Returns an ``LRFindResult`` (``lrs``, ``losses``,
+        ``smoothed``, ``suggestion``: the rate of the steepest fall); plot it with
+        ``ember.plot.plot_lr_find``. The model, the optimizer and ember's random stream are
+        restored exactly afterwards. See :mod:`ember.train.lr_finder`.
+
+        Example:
+            >>> import numpy as np
+            >>> import ember
+            >>> from ember import nn
+            >>> t = ember.Trainer(nn.Linear(2, 1), "mse", "sgd")
+            >>> r = t.lr_find(np.ones((64, 2), "float32"), np.zeros((64, 1), "float32"),
+            ...               start=1e-4, end=1.0, steps=10)
+            >>> len(r.lrs) <= 10 and r.lrs[0] == 1e-4
+            True
+        """
+        from ember.train.lr_finder import LearningRateFinder
+
+        return LearningRateFinder(self).run(x, y, start=start, end=end, steps=steps,
+                                            batch_size=batch_size, smooth=smooth,
+                                            diverge=diverge)
+
     # -- evaluate / predict ------------------------------------------------------------------------
     def _evaluate_source(self, source: Any, steps: int | None) -> dict[str, Any]:
         """Loss and metrics over the source in eval mode; a DataLoader is read from the start
