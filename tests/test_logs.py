@@ -262,3 +262,42 @@ def test_lr_find_errors():
         t.lr_find(x, y, start=1.0, end=0.1)
     with pytest.raises(ValueError, match="steps must be an integer >= 2, got 1"):
         t.lr_find(x, y, steps=1)
+
+
+# -- from a config and the command line ------------------------------------------------------------
+
+def test_cli_callbacks_from_config_and_tensorboard_flag(tmp_path, monkeypatch, capsys):
+    from ember.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.toml").write_text(
+        'model = [{ type = "dense", units = 8, activation = "relu" }, '
+        '{ type = "dense", units = 2 }]\n'
+        'data = { name = "spirals", n = 80 }\nepochs = 3\nbackend = "numpy"\n'
+        'callbacks = { reduce_lr_on_plateau = { monitor = "loss", patience = 1, '
+        'min_delta = 1e9, factor = 0.5 }, json_lines = { filename = "log.jsonl" } }\n')
+    code = main(["train", "c.toml", "--tensorboard", "tb", "--no-plots", "--runs-dir", "runs",
+                 "--verbose", "0"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    run = next((tmp_path / "runs").iterdir())
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["callbacks"]["tensorboard"] == {"log_dir": "tb"}
+    rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    np.testing.assert_allclose([r["lr"] for r in rows], [1e-3, 1e-3, 5e-4], rtol=1e-6)
+    tags = {v.tag for ev in read_events(tmp_path / "tb") for v in ev.summary.value}
+    assert {"loss", "accuracy", "lr"} <= tags
+
+    (tmp_path / "bad.toml").write_text(
+        'model = [{ type = "dense", units = 2 }]\ndata = { name = "spirals", n = 40 }\n'
+        'callbacks = { reduce_lr_on_plateau = { factor = 2.0, monitor = "loss" } }\n')
+    assert main(["train", "bad.toml"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ember: error: bad.toml: callbacks.reduce_lr_on_plateau: "
+                          "ReduceLROnPlateau: factor must be in (0, 1)"), err
+    (tmp_path / "typo.toml").write_text(
+        'model = [{ type = "dense", units = 2 }]\ndata = { name = "spirals", n = 40 }\n'
+        'callbacks = { tensorbord = true }\n')
+    assert main(["train", "typo.toml"]) == 2
+    assert "callbacks.tensorbord: unknown callback; did you mean 'tensorboard'?" in (
+        capsys.readouterr().err)

@@ -118,8 +118,13 @@ Config keys
 ``validation_split``
     A fraction of the training data held out for ``val_*`` logs, default 0.
 ``callbacks``
-    ``{early_stopping = {patience = 3, monitor = "val_loss", restore_best_weights = true}}``
-    (``ember.callbacks.EarlyStopping``'s arguments).
+    A table of callbacks by name, each with its arguments (or ``true`` for the defaults): any
+    name of ``ember.callbacks.REGISTRY`` (``early_stopping``, ``reduce_lr_on_plateau``,
+    ``tensorboard``, ``json_lines``, ``csv_logger``, ``model_checkpoint``), e.g.
+    ``{early_stopping = {patience = 3, monitor = "val_loss", restore_best_weights = true},
+    reduce_lr_on_plateau = {monitor = "loss", patience = 2}}``; what each callback's
+    ``config()`` writes. Relative paths are relative to the working folder;
+    ``--tensorboard DIR`` sets ``tensorboard = {log_dir = DIR}``.
 ``steps_per_execution``
     Steps per compiled dispatch on JAX (an integer or ``"epoch"``), default 1.
 
@@ -262,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override any key: data.n=500, optimizer.weight_decay=1e-4, "
                        "model.0.units=32 (VALUE as JSON, else a string); repeatable")
+    train.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs to DIR "
+                       "(callbacks.tensorboard.log_dir; needs tensorboardX)")
     train.add_argument("--threads", type=_positive_int, metavar="N",
                        help="CPU threads for BLAS and XLA (ember.set_num_threads); 1 is often "
                        "fastest on a machine shared with other work")
