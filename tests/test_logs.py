@@ -223,7 +223,7 @@ def test_lr_find_sweeps_and_restores_everything_bit_for_bit(backend, tmp_path):
     assert 2 < len(r.lrs) == len(r.losses) == len(r.smoothed) <= 30
     want = 1e-5 * (100.0 / 1e-5) ** (np.arange(len(r.lrs)) / 29)
     np.testing.assert_allclose(r.lrs, want, rtol=1e-12)
-    assert r.suggestion in r.lrs
+    assert r.suggestion in r.lrs or r.suggestion == r.lrs[int(np.argmin(r.smoothed))] / 10
     if len(r.lrs) < 30:  # stopped early: the loss blew up at the end
         assert r.smoothed[-1] > 4 * min(r.smoothed) or not np.isfinite(r.losses[-1])
 
@@ -253,6 +253,16 @@ def test_lr_find_leaves_the_next_fit_unchanged(backend):
         return t.fit(x, y, epochs=2, batch_size=8, verbose=0).history["loss"]
 
     assert run(True) == run(False)
+
+
+def test_lr_find_suggests_the_steepest_fall_before_the_lowest_loss():
+    from ember.train.lr_finder import _suggest
+
+    lrs = list(np.logspace(-4, 1, 10))
+    # central differences over steps 1..7 (the first tenth skipped, nothing after the lowest):
+    # the steepest fall, (2.5 - 4.5) / 2, is at step 5
+    assert _suggest(lrs, [5, 5, 5, 4.9, 4.5, 3, 2.5, 2.4, 3, 6]) == lrs[5]
+    assert _suggest(lrs[:3], [3, 2, 1]) == lrs[2] / 10  # too short: a tenth of the best
 
 
 def test_lr_find_errors():

@@ -36,7 +36,7 @@ __all__ = ["LearningRateFinder", "LRFindResult"]
 class LRFindResult:
     """What a range test found: the rate of each step, its loss (``losses``: raw; ``smoothed``:
     the bias-corrected exponential average the suggestion reads) and the suggested rate (the
-    steepest descent of the smoothed loss against log lr). Plot it with
+    steepest descent of the smoothed loss against log lr, before its lowest point). Plot it with
     ``ember.plot.plot_lr_find(result)``.
 
     Example:
@@ -61,11 +61,18 @@ def _copy(arrays: dict[str, Any]) -> dict[str, Any]:
 
 
 def _suggest(lrs: list[float], smoothed: list[float]) -> float:
-    """The rate where the smoothed loss falls fastest against log lr (fastai's "steep")."""
-    if len(lrs) < 3:
-        return lrs[0] if lrs else math.nan
-    slopes = np.gradient(np.asarray(smoothed), np.log(np.asarray(lrs)))
-    return float(lrs[int(np.argmin(slopes))])
+    """The rate where the smoothed loss falls fastest against log lr (fastai's "steep"), looked
+    for between the first tenth of the sweep (whose average is still settling) and the lowest
+    loss (past it the loss climbs); a sweep too short for that: a tenth of the best rate."""
+    if not lrs:
+        return math.nan
+    lowest = int(np.argmin(smoothed))
+    skip = max(1, len(lrs) // 10)
+    if lowest - skip < 2:
+        return float(lrs[lowest]) / 10.0 if lowest else float(lrs[0])
+    log_lr = np.log(np.asarray(lrs[skip:lowest + 1]))
+    slopes = np.gradient(np.asarray(smoothed[skip:lowest + 1]), log_lr)
+    return float(lrs[skip + int(np.argmin(slopes))])
 
 
 class LearningRateFinder:
