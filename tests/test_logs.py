@@ -57,6 +57,23 @@ def test_reduce_lr_on_plateau_in_fit_history_lr(backend):
     np.testing.assert_allclose(h.history["lr"], [0.1, 0.1, 0.05, 0.025], rtol=1e-6)
 
 
+def test_reduce_lr_on_plateau_resumes_its_counters(backend, tmp_path):
+    def run(epochs, resume=False, first=None):
+        ember.manual_seed(0)
+        x, y = data()
+        model = nn.Linear(3, 1)
+        t = ember.Trainer(model, "mse", optim.SGD(model.parameters(), lr=0.1))
+        cbs = [ReduceLROnPlateau("loss", factor=0.5, patience=2, cooldown=1, min_delta=1e9),
+               callbacks.ModelCheckpoint(tmp_path / "ckpt", monitor="loss")]
+        return t.fit(x, y, epochs=epochs, batch_size=8, callbacks=cbs, verbose=0,
+                     resume_from=tmp_path / "ckpt" if resume else None).history["lr"]
+
+    straight = run(5)
+    np.testing.assert_allclose(straight, [0.1, 0.1, 0.1, 0.05, 0.05], rtol=1e-6)
+    run(2)
+    assert run(5, resume=True) == straight  # wait 1 and the best loss came back
+
+
 def test_reduce_lr_on_plateau_errors():
     with pytest.raises(ValueError, match=r"factor must be in \(0, 1\).*got 1.5"):
         ReduceLROnPlateau(factor=1.5)

@@ -66,6 +66,9 @@ OPTIMIZERS = _optimizers.REGISTRY
 
 CHECKPOINT_FORMAT = "ember.trainer/1"
 
+#: callbacks that write files, run by process 0 alone in a multi-process run
+_WRITERS = (_callbacks.CSVLogger, _callbacks.JSONLinesLogger, _callbacks.TensorBoard)
+
 
 # -- History ---------------------------------------------------------------------------------------
 
@@ -758,7 +761,7 @@ class Trainer:
         source = self._source(owner, x, y, batch_size, shuffle, loader_seed, shard=True)
         val_source = self._validation_source(validation_data, batch_size)
         if not distributed.is_main_process():  # only process 0 writes logs and progress
-            callbacks = [_callbacks.Callback() if isinstance(cb, _callbacks.CSVLogger) else cb
+            callbacks = [_callbacks.Callback() if isinstance(cb, _WRITERS) else cb
                          for cb in (callbacks or [])]
             verbose = 0
         cbs = _callbacks.CallbackList(callbacks, trainer=self, verbose=verbose, epochs=epochs)
