@@ -328,3 +328,21 @@ def test_cli_callbacks_from_config_and_tensorboard_flag(tmp_path, monkeypatch, c
     assert main(["train", "typo.toml"]) == 2
     assert "callbacks.tensorbord: unknown callback; did you mean 'tensorboard'?" in (
         capsys.readouterr().err)
+
+
+def test_cli_tensorboard_without_tensorboardx_is_one_error_line(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from ember.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tensorboardX" else real(name, *a))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.toml").write_text('model = [{ type = "dense", units = 2 }]\n'
+                                     'data = { name = "spirals", n = 40 }\n')
+    assert main(["train", "c.toml", "--tensorboard", "tb"]) == 2
+    assert capsys.readouterr().err == (
+        "ember: error: --tensorboard: callbacks.tensorboard.log_dir: TensorBoard logs need the "
+        "tensorboardX package: pip install \"ember[tensorboard]\"\n")
+    assert not (tmp_path / "runs").exists()

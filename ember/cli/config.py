@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
 import inspect
 import json
 import math
@@ -501,6 +502,9 @@ def _resolve_callbacks(spec: Any, validation_split: float, src: Source) -> dict[
             cls(**args)
         except (ValueError, TypeError) as e:
             raise src.error(key, str(e)) from None
+        if name == "tensorboard" and importlib.util.find_spec("tensorboardX") is None:
+            raise src.error(key + ".log_dir", "TensorBoard logs need the tensorboardX package: "
+                            "pip install \"ember[tensorboard]\"")
         out[name] = args
     return out
 
