@@ -49,7 +49,8 @@ Overrides of ``ember train`` (they win over the config and are recorded in ``con
 PNGs, ``--verbose 0|1|2`` sets the progress output (1: a bar per epoch on a terminal, a line per
 epoch otherwise). ``--threads N`` sets the CPU threads of BLAS and XLA
 (``ember.set_num_threads``; not recorded: it changes the speed, not the results); one thread is
-often the fastest on a machine shared with other work.
+often the fastest on a machine shared with other work. ``--tensorboard DIR`` writes TensorBoard
+logs to ``DIR`` (``callbacks.tensorboard.log_dir``, recorded; needs tensorboardX).
 
 The run folder
 --------------
