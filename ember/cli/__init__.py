@@ -49,7 +49,8 @@ Overrides of ``ember train`` (they win over the config and are recorded in ``con
 PNGs, ``--verbose 0|1|2`` sets the progress output (1: a bar per epoch on a terminal, a line per
 epoch otherwise). ``--threads N`` sets the CPU threads of BLAS and XLA
 (``ember.set_num_threads``; not recorded: it changes the speed, not the results); one thread is
-often the fastest on a machine shared with other work.
+often the fastest on a machine shared with other work. ``--tensorboard DIR`` writes TensorBoard
+logs to ``DIR`` (``callbacks.tensorboard.log_dir``, recorded; needs tensorboardX).
 
 The run folder
 --------------
@@ -118,8 +119,13 @@ Config keys
 ``validation_split``
     A fraction of the training data held out for ``val_*`` logs, default 0.
 ``callbacks``
-    ``{early_stopping = {patience = 3, monitor = "val_loss", restore_best_weights = true}}``
-    (``ember.callbacks.EarlyStopping``'s arguments).
+    A table of callbacks by name, each with its arguments (or ``true`` for the defaults): any
+    name of ``ember.callbacks.REGISTRY`` (``early_stopping``, ``reduce_lr_on_plateau``,
+    ``tensorboard``, ``json_lines``, ``csv_logger``, ``model_checkpoint``), e.g.
+    ``{early_stopping = {patience = 3, monitor = "val_loss", restore_best_weights = true},
+    reduce_lr_on_plateau = {monitor = "loss", patience = 2}}``; what each callback's
+    ``config()`` writes. Relative paths are relative to the working folder;
+    ``--tensorboard DIR`` sets ``tensorboard = {log_dir = DIR}``.
 ``steps_per_execution``
     Steps per compiled dispatch on JAX (an integer or ``"epoch"``), default 1.
 
@@ -262,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override any key: data.n=500, optimizer.weight_decay=1e-4, "
                        "model.0.units=32 (VALUE as JSON, else a string); repeatable")
+    train.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs to DIR "
+                       "(callbacks.tensorboard.log_dir; needs tensorboardX)")
     train.add_argument("--threads", type=_positive_int, metavar="N",
                        help="CPU threads for BLAS and XLA (ember.set_num_threads); 1 is often "
                        "fastest on a machine shared with other work")

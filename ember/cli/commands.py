@@ -197,6 +197,8 @@ def _overrides(args: argparse.Namespace) -> list[tuple[str, Any, str]]:
         value = getattr(args, attr, None)
         if value is not None:
             out.append((key, value, flag))
+    if getattr(args, "tensorboard", None) is not None:
+        out.append(("callbacks.tensorboard.log_dir", args.tensorboard, "--tensorboard"))
     for item in getattr(args, "set", None) or []:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
 import inspect
 import json
 import math
@@ -61,7 +62,6 @@ _IMAGES = ("mnist", "mnist-5k", "fashion-mnist")
 DATA_SETS = SYNTHETIC + _IMAGES
 _CONV_TYPES = {"conv2d", "conv", "maxpool2d", "maxpool", "avgpool2d", "avgpool",
                "globalavgpool2d", "adaptiveavgpool2d", "adaptivemaxpool2d"}
-_CALLBACKS = ("early_stopping",)
 
 
 class CliError(Exception):
@@ -479,23 +479,33 @@ def _resolve_optimizer(spec: Any, src: Source) -> dict[str, Any]:
 
 
 def _resolve_callbacks(spec: Any, validation_split: float, src: Source) -> dict[str, Any]:
-    from ember.train.callbacks import EarlyStopping
+    """``{name: arguments}`` for each callback of ``ember.callbacks.REGISTRY`` the table names
+    (``true`` for its defaults); the arguments are checked by building the callback once."""
+    from ember.train.callbacks import REGISTRY
 
     t = _table(src, "callbacks", spec, "a table such as {early_stopping = {patience = 3}}")
-    _check_keys(t, _CALLBACKS, src, "callbacks.", what="callback")
+    _check_keys(t, list(REGISTRY), src, "callbacks.", what="callback")
     out: dict[str, Any] = {}
-    if "early_stopping" in t:
-        es = t["early_stopping"]
-        es = {} if es is True else _table(src, "callbacks.early_stopping", es,
-                                          "a table of EarlyStopping's arguments (or true)")
-        _check_keys(es, _signature_keys(EarlyStopping.__init__, ()), src,
-                    "callbacks.early_stopping.")
-        monitor = es.get("monitor", "val_loss")
-        if isinstance(monitor, str) and monitor.startswith("val_") and not validation_split:
-            raise src.error("callbacks.early_stopping.monitor",
-                            f"{monitor!r} needs a validation set: set validation_split (e.g. "
-                            f"0.1) or monitor = \"loss\"")
-        out["early_stopping"] = es
+    for name, args in t.items():
+        cls = REGISTRY[name]
+        key = f"callbacks.{name}"
+        args = {} if args is True else _table(src, key, args,
+                                              f"a table of {cls.__name__}'s arguments (or true)")
+        _check_keys(args, _signature_keys(cls.__init__, ()), src, key + ".")
+        params = inspect.signature(cls.__init__).parameters
+        if "monitor" in params:
+            monitor = args.get("monitor", params["monitor"].default)
+            if isinstance(monitor, str) and monitor.startswith("val_") and not validation_split:
+                raise src.error(key + ".monitor", f"{monitor!r} needs a validation set: set "
+                                f"validation_split (e.g. 0.1) or monitor = \"loss\"")
+        try:
+            cls(**args)
+        except (ValueError, TypeError) as e:
+            raise src.error(key, str(e)) from None
+        if name == "tensorboard" and importlib.util.find_spec("tensorboardX") is None:
+            raise src.error(key + ".log_dir", "TensorBoard logs need the tensorboardX package: "
+                            "pip install \"ember[tensorboard]\"")
+        out[name] = args
     return out
 
 
@@ -800,7 +810,8 @@ def build_trainer(cfg: dict[str, Any], model: Any, src: Source) -> Any:
 
 
 def build_callbacks(cfg: dict[str, Any], src: Source) -> list[Any]:
-    """The callbacks a config asks for (``callbacks = {early_stopping = {...}}``).
+    """The callbacks a config asks for (``callbacks = {early_stopping = {...}, tensorboard =
+    {log_dir = "tb"}, ...}``: any name of ``ember.callbacks.REGISTRY`` with its arguments).
 
     Example:
         >>> from pathlib import Path
@@ -809,14 +820,14 @@ def build_callbacks(cfg: dict[str, Any], src: Source) -> list[Any]:
         >>> type(cbs[0]).__name__, cbs[0].monitor
         ('EarlyStopping', 'loss')
     """
-    from ember.train.callbacks import EarlyStopping
+    from ember.train import callbacks
 
     out = []
-    if "early_stopping" in cfg["callbacks"]:
+    for name, args in cfg["callbacks"].items():
         try:
-            out.append(EarlyStopping(**cfg["callbacks"]["early_stopping"]))
+            out.append(callbacks.get(name, **args))
         except (ValueError, TypeError) as e:
-            raise src.error("callbacks.early_stopping", str(e)) from None
+            raise src.error(f"callbacks.{name}", str(e)) from None
     return out
 
 

@@ -37,13 +37,14 @@ from ember.plot.boundaries import (
     decision_grid,
     plot_decision_boundary,
 )
-from ember.plot.curves import plot_history
+from ember.plot.curves import plot_history, plot_lr_find
 from ember.plot.images import confusion_matrix, plot_confusion_matrix, plot_images
 from ember.plot.kernels import plot_feature_maps, plot_kernels
 from ember.plot.stats import plot_grad_norms, plot_histograms, plot_param_stats
 
 __all__ = [
     "plot_history",
+    "plot_lr_find",
     "decision_grid",
     "plot_decision_boundary",
     "DecisionBoundaryRecorder",

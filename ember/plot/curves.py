@@ -12,7 +12,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ember.plot._common import PathLike, _finish, _grid_shape, _new_figure, _panel_grid
 
-__all__ = ["plot_history"]
+__all__ = ["plot_history", "plot_lr_find"]
 
 
 def _history_parts(history: Any) -> tuple[dict[str, list[Any]], list[int] | None]:
@@ -143,4 +143,44 @@ def plot_history(history: Any, metrics: Sequence[str] | None = None,
         ax.grid(True, alpha=0.3)
         if ("val_" + name) in series:
             ax.legend()
+    return _finish(fig, path)
+
+
+def plot_lr_find(result: Any, path: PathLike | None = None, *, skip_start: int = 0) -> Figure:
+    """The loss of a learning-rate range test against the rate (log scale), with the smoothed
+    curve and the suggested rate marked.
+
+    Args:
+        result: what ``Trainer.lr_find`` returns (``lrs``, ``losses``, ``smoothed``,
+            ``suggestion``).
+        path: a file to save the figure to.
+        skip_start: leave out the first steps (their loss is often noisy).
+
+    Example:
+        >>> from ember import plot
+        >>> from ember.train.lr_finder import LRFindResult
+        >>> r = LRFindResult([1e-3, 1e-2, 1e-1], [1.0, 0.5, 2.0], [1.0, 0.6, 1.5], 1e-2)
+        >>> ax = plot.plot_lr_find(r).axes[0]
+        >>> ax.get_xscale(), ax.get_xlabel(), ax.get_ylabel()
+        ('log', 'learning rate', 'training loss (one batch per step)')
+    """
+    lrs = np.asarray(result.lrs, dtype=float)[skip_start:]
+    if not len(lrs):
+        raise ValueError(f"plot_lr_find: nothing to draw ({len(result.lrs)} steps recorded, "
+                         f"skip_start={skip_start})")
+    fig = _new_figure(5.5, 3.6)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(lrs, np.asarray(result.losses, dtype=float)[skip_start:], alpha=0.35,
+            label="loss")
+    if len(result.smoothed):
+        ax.plot(lrs, np.asarray(result.smoothed, dtype=float)[skip_start:], label="smoothed")
+    if np.isfinite(result.suggestion):
+        ax.axvline(result.suggestion, color="tab:red", linestyle="--",
+                   label=f"suggested lr {result.suggestion:.3g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss (one batch per step)")
+    ax.set_title("learning-rate range test")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
     return _finish(fig, path)

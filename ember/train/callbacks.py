@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import inspect
+import json
 import math
 import os
 import sys
@@ -36,6 +37,8 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
+
+import numpy as np  # host-side numbers only
 
 from ember import backend
 from ember.nn.monitor import Monitor
@@ -51,6 +54,12 @@ __all__ = [
     "LambdaCallback",
     "ProgbarLogger",
     "MonitorCallback",
+    "ReduceLROnPlateau",
+    "TensorBoard",
+    "JSONLinesLogger",
+    "REGISTRY",
+    "get",
+    "from_config",
     "format_logs",
 ]
 
@@ -116,6 +125,13 @@ class Callback:
 
     def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """After step ``batch``; ``logs["loss"]`` is its loss."""
+
+    def config(self) -> dict[str, Any]:
+        """``{"name": <registry name>, <constructor arguments>}``: what :func:`from_config` (and a
+        TOML config's ``[callbacks]`` table) rebuilds it from. Callbacks in :data:`REGISTRY`
+        write their own; others (holding Python functions) have none."""
+        raise NotImplementedError(f"{type(self).__name__} has no config (it is not in "
+                                  f"ember.callbacks.REGISTRY); build it in Python")
 
     def _wants_batches(self) -> bool:
         """Whether the batch hooks must run in step with the steps. Callbacks that only read
@@ -329,6 +345,13 @@ class EarlyStopping(Callback):
                 print(f"EarlyStopping: stopped after epoch {epoch + 1}; the best {self.monitor} "
                       f"was {self.best:.4f} at epoch {self.best_epoch + 1}", file=sys.stdout)
 
+    def config(self) -> dict[str, Any]:
+        """Its constructor arguments under ``name = "early_stopping"``."""
+        return {"name": "early_stopping", "monitor": self.monitor, "patience": self.patience,
+                "min_delta": self.min_delta, "mode": self.mode,
+                "restore_best_weights": self.restore_best_weights, "baseline": self.baseline,
+                "start_from_epoch": self.start_from_epoch, "verbose": self.verbose}
+
     # -- checkpoint state --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The best weights (when kept), for a checkpoint."""
@@ -395,6 +418,12 @@ class ModelCheckpoint(Callback):
         self.trainer._checkpoint_requests.append(self.dirpath)
         if self.verbose:
             print(f"ModelCheckpoint: epoch {epoch + 1} saved to {self.dirpath}", file=sys.stdout)
+
+    def config(self) -> dict[str, Any]:
+        """Its constructor arguments under ``name = "model_checkpoint"``."""
+        return {"name": "model_checkpoint", "dirpath": self.dirpath, "monitor": self.monitor,
+                "save_best_only": self.save_best_only, "mode": self.mode,
+                "verbose": self.verbose}
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -510,6 +539,11 @@ class CSVLogger(Callback):
         self._file: Any = None
         self._writer: Any = None
         self._keys: list[str] | None = None
+
+    def config(self) -> dict[str, Any]:
+        """Its constructor arguments under ``name = "csv_logger"``."""
+        return {"name": "csv_logger", "filename": self.filename, "separator": self.separator,
+                "append": self.append}
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         has_rows = self.append and os.path.exists(self.filename) and os.path.getsize(
@@ -667,6 +701,287 @@ class ProgbarLogger(Callback):
 
     def _wants_batches(self) -> bool:
         return False
+
+def _lr_of(opt: Any, gi: int) -> float:
+    return float(backend.get().to_numpy(opt.param_groups[gi]["lr"]))
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when ``monitor`` has stopped improving for
+    ``patience`` epochs (Keras's ReduceLROnPlateau, the same rules).
+
+    After each epoch: in cooldown, the cooldown counter counts down and the wait is reset; an
+    improvement (by more than ``min_delta``) resets the wait; otherwise, out of cooldown, the wait
+    grows, and when it reaches ``patience`` every group's rate above ``min_lr`` becomes
+    ``max(lr * factor, min_lr)``, the wait resets and a cooldown of ``cooldown`` epochs starts.
+    The new rate applies from the next epoch (History's ``lr`` is the rate each epoch ran with).
+
+    Args:
+        monitor: the epoch log to watch.
+        factor: the multiplier, in (0, 1).
+        patience: epochs without improvement before the rate drops.
+        min_lr: the lowest rate.
+        cooldown: epochs after a drop during which nothing is counted.
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (max for accuracy-like names).
+        min_delta: the smallest change that counts as an improvement.
+
+    Example:
+        >>> import ember
+        >>> from ember import nn
+        >>> from ember.callbacks import ReduceLROnPlateau
+        >>> t = ember.Trainer(nn.Linear(1, 1), "mse", ember.optim.SGD(nn.Linear(1, 1).parameters(),
+        ...                   lr=0.5))
+        >>> cb = ReduceLROnPlateau("loss", factor=0.5, patience=1)
+        >>> cb.set_trainer(t); cb.on_train_begin()
+        >>> for epoch, loss in enumerate([1.0, 1.0, 1.0]):
+        ...     cb.on_epoch_end(epoch, {"loss": loss})
+        >>> float(t.optimizer.param_groups[0]["lr"])
+        0.125
+    """
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 min_lr: float = 0.0, cooldown: int = 0, mode: str = "auto",
+                 min_delta: float = 1e-4, verbose: int = 0) -> None:
+        if not isinstance(factor, (int, float)) or not 0.0 < factor < 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1) (the rate is "
+                             f"multiplied by it), got {factor!r}")
+        for name, value in (("patience", patience), ("cooldown", cooldown)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"ReduceLROnPlateau: {name} must be a non-negative integer, "
+                                 f"got {value!r}")
+        if not isinstance(min_lr, (int, float)) or min_lr < 0:
+            raise ValueError(f"ReduceLROnPlateau: min_lr must be a number >= 0, got {min_lr!r}")
+        self.monitor = monitor
+        self.factor = float(factor)
+        self.patience = patience
+        self.min_lr = float(min_lr)
+        self.cooldown = cooldown
+        self.mode = _mode(monitor, mode, "ReduceLROnPlateau")
+        self.min_delta = abs(float(min_delta))
+        self.verbose = verbose
+        self._reset()
+
+    def _reset(self) -> None:
+        self.wait = 0
+        self.cooldown_counter = 0
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def _improved(self, current: float) -> bool:
+        if self.mode == "min":
+            return current < self.best - self.min_delta
+        return current > self.best + self.min_delta
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._reset()
+        for gi, group in enumerate(self.trainer.optimizer.param_groups):
+            if group.get("lr") is None or group.get("schedule") is not None:
+                what = "a schedule" if group.get("lr") is not None else "no lr (an optax one)"
+                raise ValueError(f"ReduceLROnPlateau: the optimizer's group {gi} has {what}; "
+                                 f"it needs an optimizer whose lr it can set (drop the schedule "
+                                 f"or the callback)")
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        current = (logs or {}).get(self.monitor)
+        if current is None:
+            warnings.warn(f"ReduceLROnPlateau: {self.monitor!r} is not in the epoch logs (they "
+                          f"have {sorted(logs or {})}); nothing to watch this epoch",
+                          stacklevel=2)
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._improved(float(current)):
+            self.best, self.wait = float(current), 0
+        elif self.cooldown_counter == 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                self._reduce(epoch)
+
+    def _reduce(self, epoch: int) -> None:
+        opt = self.trainer.optimizer
+        floor = float(np.float32(self.min_lr))  # the rate is stored in float32
+        for gi in range(len(opt.param_groups)):
+            old = _lr_of(opt, gi)
+            if old > floor:
+                new = max(old * self.factor, self.min_lr)
+                opt.set_lr(new, group=gi)
+                if self.verbose:
+                    print(f"ReduceLROnPlateau: epoch {epoch + 1}, group {gi} lr {old:g} -> "
+                          f"{new:g}", file=sys.stdout)
+                self.cooldown_counter, self.wait = self.cooldown, 0
+
+    def config(self) -> dict[str, Any]:
+        """Its constructor arguments under ``name = "reduce_lr_on_plateau"``."""
+        return {"name": "reduce_lr_on_plateau", "monitor": self.monitor, "factor": self.factor,
+                "patience": self.patience, "min_lr": self.min_lr, "cooldown": self.cooldown,
+                "mode": self.mode, "min_delta": self.min_delta, "verbose": self.verbose}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, arrays: dict[str, Any]) -> None:
+        pass
+
+    def state_json(self) -> dict[str, Any]:
+        """The counters, for a checkpoint (the rate itself is the optimizer's)."""
+        return {"wait": self.wait, "cooldown_counter": self.cooldown_counter,
+                "best": _finite_or_none(self.best)}
+
+    def load_state_json(self, state: dict[str, Any]) -> None:
+        self.wait = int(state["wait"])
+        self.cooldown_counter = int(state["cooldown_counter"])
+        best = state["best"]
+        self.best = (math.inf if self.mode == "min" else -math.inf) if best is None else best
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN / inf
+    return value
+
+
+class JSONLinesLogger(Callback):
+    """Write one JSON object per epoch to ``filename`` (JSON lines): ``{"epoch": e, "time": s,
+    <every log>}``, where ``time`` is the epoch's seconds; NaN and inf are written as null.
+
+    Example:
+        >>> import json, os, tempfile
+        >>> from ember.callbacks import JSONLinesLogger
+        >>> path = os.path.join(tempfile.mkdtemp(), "log.jsonl")
+        >>> log = JSONLinesLogger(path)
+        >>> log.on_train_begin(); log.on_epoch_begin(0); log.on_epoch_end(0, {"loss": 0.5})
+        >>> log.on_train_end()
+        >>> row = json.loads(open(path).readline()); row["epoch"], row["loss"]
+        (0, 0.5)
+    """
+
+    def __init__(self, filename: str | os.PathLike[str], append: bool = False) -> None:
+        self.filename = os.fspath(filename)
+        self.append = bool(append)
+        self._file: Any = None
+        self._start = 0.0
+
+    def config(self) -> dict[str, Any]:
+        """Its constructor arguments under ``name = "json_lines"``."""
+        return {"name": "json_lines", "filename": self.filename, "append": self.append}
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        os.makedirs(os.path.dirname(self.filename) or ".", exist_ok=True)
+        self._file = open(self.filename, "a" if self.append else "w")  # noqa: SIM115
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        row = {"epoch": int(epoch), "time": round(time.perf_counter() - self._start, 6)}
+        row.update({k: _json_value(v) for k, v in (logs or {}).items()})
+        self._file.write(json.dumps(row) + "\n")
+        self._file.flush()
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class TensorBoard(Callback):
+    """TensorBoard logs in ``log_dir`` through ``tensorboardX`` (``pip install
+    "ember[tensorboard]"``): after every epoch a scalar per number in the epoch logs (``loss``,
+    metrics, ``val_*``, ``lr``) at step ``epoch``, and every ``histogram_freq`` epochs a histogram
+    of each parameter (``weights/<name>``) and of its gradient from the epoch's last step
+    (``gradients/<name>``; the steps then keep their gradients, and a ``steps_per_execution > 1``
+    scan keeps none). View with ``tensorboard --logdir log_dir``.
+
+    Args:
+        log_dir: the folder of the event files.
+        histogram_freq: epochs between histograms; 0 writes none.
+        write_grads: histograms of the gradients too.
+
+    Example:
+        >>> from ember.callbacks import TensorBoard
+        >>> TensorBoard("runs/tb", histogram_freq=0).config()
+        {'name': 'tensorboard', 'log_dir': 'runs/tb', 'histogram_freq': 0, 'write_grads': True}
+    """
+
+    def __init__(self, log_dir: str | os.PathLike[str] = "logs", histogram_freq: int = 1,
+                 write_grads: bool = True) -> None:
+        if isinstance(histogram_freq, bool) or not isinstance(histogram_freq, int) or (
+                histogram_freq < 0):
+            raise ValueError(f"TensorBoard: histogram_freq must be a non-negative integer (0: no "
+                             f"histograms), got {histogram_freq!r}")
+        self.log_dir = os.fspath(log_dir)
+        self.histogram_freq = histogram_freq
+        self.write_grads = bool(write_grads)
+        self.needs_gradients = histogram_freq > 0 and self.write_grads
+        self.writer: Any = None
+
+    def config(self) -> dict[str, Any]:
+        """Its constructor arguments under ``name = "tensorboard"``."""
+        return {"name": "tensorboard", "log_dir": self.log_dir,
+                "histogram_freq": self.histogram_freq, "write_grads": self.write_grads}
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            raise ImportError("TensorBoard needs the tensorboardX package: pip install "
+                              "\"ember[tensorboard]\"") from None
+        self.writer = SummaryWriter(logdir=self.log_dir)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        for key, value in (logs or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.writer.add_scalar(key, float(value), epoch)
+        if self.histogram_freq and (epoch + 1) % self.histogram_freq == 0:
+            to_numpy = backend.get().to_numpy
+            for name, p in self.model.named_parameters():
+                self.writer.add_histogram(f"weights/{name}", to_numpy(p.data), epoch)
+                if self.write_grads and p.grad is not None:
+                    self.writer.add_histogram(f"gradients/{name}", to_numpy(p.grad.data), epoch)
+        self.writer.flush()
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+#: config name -> callback class: what a ``[callbacks]`` table of a TOML config can name
+REGISTRY: dict[str, type[Callback]] = {
+    "early_stopping": EarlyStopping,
+    "model_checkpoint": ModelCheckpoint,
+    "csv_logger": CSVLogger,
+    "json_lines": JSONLinesLogger,
+    "reduce_lr_on_plateau": ReduceLROnPlateau,
+    "tensorboard": TensorBoard,
+}
+
+
+def get(name: str, **kwargs: Any) -> Callback:
+    """The callback registered as ``name`` (see :data:`REGISTRY`), built with ``kwargs``.
+
+    Example:
+        >>> from ember import callbacks
+        >>> callbacks.get("reduce_lr_on_plateau", monitor="loss", patience=2).patience
+        2
+    """
+    if name not in REGISTRY:
+        raise ValueError(f"callbacks.get: unknown callback {name!r}; choose one of "
+                         f"{', '.join(REGISTRY)}")
+    return REGISTRY[name](**kwargs)
+
+
+def from_config(config: dict[str, Any]) -> Callback:
+    """The callback a :meth:`Callback.config` describes: ``get(config["name"], **rest)``.
+
+    Example:
+        >>> from ember import callbacks
+        >>> cb = callbacks.EarlyStopping(monitor="loss", patience=3)
+        >>> callbacks.from_config(cb.config()).config() == cb.config()
+        True
+    """
+    rest = {k: v for k, v in config.items() if k != "name"}
+    return get(config["name"], **rest)
 
 
 def __getattr__(name: str) -> Any:

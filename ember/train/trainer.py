@@ -66,6 +66,9 @@ OPTIMIZERS = _optimizers.REGISTRY
 
 CHECKPOINT_FORMAT = "ember.trainer/1"
 
+#: callbacks that write files, run by process 0 alone in a multi-process run
+_WRITERS = (_callbacks.CSVLogger, _callbacks.JSONLinesLogger, _callbacks.TensorBoard)
+
 
 # -- History ---------------------------------------------------------------------------------------
 
@@ -212,7 +215,54 @@ def _split_batch(batch: Any) -> tuple[Any, Any]:
 
 
 def _batch_size(x: Any) -> int:
+    if isinstance(x, (tuple, list)):  # the micro-batches of one accumulated step
+        return sum(int(a.shape[0]) for a in x)
     return int(x.shape[0])
+
+
+def _micro_batches(x: Any, y: Any) -> list[tuple[Any, Any]]:
+    """``[(x, y)]``, or the ``(x_i, y_i)`` pairs of a step that accumulates gradients."""
+    if isinstance(x, (tuple, list)):
+        return list(zip(x, y if y is not None else [None] * len(x)))
+    return [(x, y)]
+
+
+def _backward(model: Module, loss_fn: Any, update_metrics: Any, x: Any, y: Any,
+              mstate: Any) -> tuple[Tensor, Any]:
+    """Forward, loss and ``backward()`` on one batch, or on each micro-batch of an accumulated
+    step (each loss weighted by its share of the samples: the mean over them all); returns the
+    (detached) loss and the updated metric states."""
+    parts = _micro_batches(x, y)
+    total = sum(int(xi.shape[0]) for xi, _ in parts)
+    loss: Any = None
+    for xi, yi in parts:
+        pred = model(xi)
+        part = loss_fn(pred, yi)
+        if len(parts) > 1:
+            part = part * (int(xi.shape[0]) / total)
+        part.backward()
+        loss = part.detach() if loss is None else loss + part.detach()
+        mstate = update_metrics(mstate, pred, yi, part)
+    return loss, mstate
+
+
+def _grouped(executions: Any, k: int) -> Any:
+    """Executions of ``k`` consecutive batches each, as tuples (the micro-batches of one step of
+    gradient accumulation; the last may have fewer), numbered by optimizer step."""
+    group: list[Any] = []
+    for ex in executions:
+        group.append(ex)
+        if len(group) == k:
+            yield _group_execution(group, k)
+            group = []
+    if group:
+        yield _group_execution(group, k)
+
+
+def _group_execution(group: list[Any], k: int) -> Any:
+    xs = tuple(ex.x for ex in group)
+    ys = None if group[0].y is None else tuple(ex.y for ex in group)
+    return group[0]._replace(step=group[0].step // k, x=xs, y=ys, count=1)
 
 
 def _is_array(a: Any) -> bool:
@@ -256,18 +306,22 @@ def _is_dataset(x: Any) -> bool:
 
 
 def _first_batch(ex: Any) -> tuple[Any, Any]:
+    if isinstance(ex.x, tuple):
+        return ex.x[0], None if ex.y is None else ex.y[0]
     if ex.count == 1:
         return ex.x, ex.y
     return ex.x[0], None if ex.y is None else ex.y[0]
 
 
-def _epoch_steps(source: Any, steps: int | None) -> int | None:
-    """The steps the epoch will run (for the progress bar), None when not known."""
+def _epoch_steps(source: Any, steps: int | None, k: int = 1) -> int | None:
+    """The optimizer steps the epoch will run (for the progress bar), None when not known."""
     if steps is not None:
         return steps
     if isinstance(source, DataLoader):
-        return len(source) - source.position
-    return len(source.iterable) if hasattr(source.iterable, "__len__") else None
+        batches: int | None = len(source) - source.position
+    else:
+        batches = len(source.iterable) if hasattr(source.iterable, "__len__") else None
+    return None if batches is None else -(-batches // k)
 
 
 def _check_fit_args(owner: str, epochs: Any, steps_per_epoch: Any, validation_steps: Any,
@@ -438,6 +492,7 @@ class Trainer:
         self._epoch = 0
         self._callbacks: list[Any] = []
         self._mstate: dict[str, dict[str, Tensor]] = {}
+        self._accumulate = 1
         self._build_functions()
 
     # -- modes -------------------------------------------------------------------------------------
@@ -471,13 +526,10 @@ class Trainer:
             leaves the gradients on the parameters after the step (for nn.Monitor)."""
             opt.zero_grad()  # first: gradients a step never reads are not carried by ember.jit
             old = slots.get()
-            pred = model(x)
-            loss = loss_fn(pred, y)
-            loss.backward()
+            loss, new_m = _backward(model, loss_fn, update_metrics, x, y, mstate)
             opt.step()
             if not keep_grads:
                 opt.zero_grad()
-            new_m = update_metrics(mstate, pred, y, loss)
             xp = backend.get().xp
             ok = xp.logical_and(alive.data, xp.isfinite(loss.data))
             slots.set(_keep(ok, slots.get(), old))
@@ -646,7 +698,8 @@ class Trainer:
             validation_freq: int | Sequence[int] = 1, steps_per_epoch: int | None = None,
             validation_steps: int | None = None, shuffle: bool = True,
             callbacks: Sequence[Any] | None = None, verbose: int = 1,
-            resume_from: str | os.PathLike[str] | None = None) -> History:
+            resume_from: str | os.PathLike[str] | None = None,
+            accumulate_steps: int = 1) -> History:
         """Train for ``epochs`` epochs and return the :class:`History`.
 
         Args:
@@ -678,6 +731,13 @@ class Trainer:
                 model, optimizer, random state, data order, callback state and history are
                 restored and training continues from the saved epoch. A folder that does not
                 exist or is empty starts a fresh run.
+            accumulate_steps: gradient accumulation: each optimizer step sums the gradients of
+                ``accumulate_steps`` consecutive batches, each batch's loss weighted by its share
+                of their samples, so that a step equals one step on a batch that many times
+                larger (exactly, up to rounding, for a loss that is a mean over the batch and a
+                model without dropout or batch statistics). ``steps_per_epoch`` then counts
+                optimizer steps; eager and compiled alike (the micro-batches are unrolled in
+                one compiled step); not with ``steps_per_execution > 1``.
 
         Raises:
             ValueError: for bad inputs (empty data, ``batch_size <= 0``, ``x`` and ``y`` of
@@ -686,6 +746,12 @@ class Trainer:
         owner = "Trainer.fit"
         _check_fit_args(owner, epochs, steps_per_epoch, validation_steps, validation_split,
                         validation_freq, verbose)
+        _check_positive_int(owner, "accumulate_steps", accumulate_steps)
+        if accumulate_steps > 1 and self.steps_per_execution != 1 and self.compiled:
+            raise ValueError(f"{owner}: accumulate_steps={accumulate_steps} runs one optimizer "
+                             f"step per compiled call; it cannot be combined with "
+                             f"steps_per_execution={self.steps_per_execution!r} (use 1)")
+        self._accumulate = int(accumulate_steps)
         ckpt = self._read_resume(resume_from)
         split_seed = int(ckpt[1]["split_seed"]) if ckpt else _random.initial_seed()
         loader_seed = int(ckpt[1]["data"]["seed"]) if ckpt and ckpt[1].get("data") else None
@@ -695,7 +761,7 @@ class Trainer:
         source = self._source(owner, x, y, batch_size, shuffle, loader_seed, shard=True)
         val_source = self._validation_source(validation_data, batch_size)
         if not distributed.is_main_process():  # only process 0 writes logs and progress
-            callbacks = [_callbacks.Callback() if isinstance(cb, _callbacks.CSVLogger) else cb
+            callbacks = [_callbacks.Callback() if isinstance(cb, _WRITERS) else cb
                          for cb in (callbacks or [])]
             verbose = 0
         cbs = _callbacks.CallbackList(callbacks, trainer=self, verbose=verbose, epochs=epochs)
@@ -723,7 +789,7 @@ class Trainer:
             self._restore_callbacks(ckpt, cbs)
         for epoch in epochs:
             self._epoch = epoch
-            cbs.on_epoch_steps(_epoch_steps(source, steps))  # before: the bar needs its total
+            cbs.on_epoch_steps(_epoch_steps(source, steps, self._accumulate))  # the bar's total
             cbs.on_epoch_begin(epoch, {})
             lr = self._lr()
             logs = self._train_epoch(source, steps, cbs, epoch)
@@ -757,7 +823,10 @@ class Trainer:
         report = _LossReport(cbs, self)
         per = self.steps_per_execution if self.compiled else 1
         step_fn, scan_fn = self._fn("train"), self._fn("scan")
-        for i, ex in enumerate(source.executions(steps, per)):
+        k = self._accumulate
+        executions = source.executions(steps, per) if k == 1 else _grouped(
+            source.executions(None if steps is None else steps * k, 1), k)
+        for i, ex in enumerate(executions):
             if i == 0:
                 self._materialize_metrics(*_first_batch(ex))
                 self._mstate = self._init_mstate(with_loss=False)
@@ -773,6 +842,32 @@ class Trainer:
         else:
             report.flush(force=True)
         return self._results(self._mstate, loss=report.mean())
+
+    def lr_find(self, x: Any, y: Any = None, *, start: float = 1e-7, end: float = 10.0,
+                steps: int = 100, batch_size: int = 32, smooth: float = 0.98,
+                diverge: float = 4.0) -> Any:
+        """The learning-rate range test (Smith 2015): ``steps`` training steps with the rate
+        growing exponentially from ``start`` to ``end`` (stopping early when the smoothed loss
+        exceeds ``diverge`` times its best). Returns an ``LRFindResult`` (``lrs``, ``losses``,
+        ``smoothed``, ``suggestion``: the rate of the steepest fall); plot it with
+        ``ember.plot.plot_lr_find``. The model, the optimizer and ember's random stream are
+        restored exactly afterwards. See :mod:`ember.train.lr_finder`.
+
+        Example:
+            >>> import numpy as np
+            >>> import ember
+            >>> from ember import nn
+            >>> t = ember.Trainer(nn.Linear(2, 1), "mse", "sgd")
+            >>> r = t.lr_find(np.ones((64, 2), "float32"), np.zeros((64, 1), "float32"),
+            ...               start=1e-4, end=1.0, steps=10)
+            >>> len(r.lrs) <= 10 and r.lrs[0] == 1e-4
+            True
+        """
+        from ember.train.lr_finder import LearningRateFinder
+
+        return LearningRateFinder(self).run(x, y, start=start, end=end, steps=steps,
+                                            batch_size=batch_size, smooth=smooth,
+                                            diverge=diverge)
 
     # -- evaluate / predict ------------------------------------------------------------------------
     def _evaluate_source(self, source: Any, steps: int | None) -> dict[str, Any]:
