@@ -280,7 +280,7 @@ def _conv1d(g: Graph, m: Any, x: str) -> str:
     if isinstance(m.padding, str):
         _, (left, right) = _padding(m.padding, (1, m.kernel_size), (1, m.stride),
                                     (1, m.dilation), "onnx.export")
-    elif isinstance(m.padding, tuple):
+    elif isinstance(m.padding, tuple) and len(m.padding) == 2:
         left, right = _pair(m.padding, "padding", "onnx.export", minimum=0)
     else:
         left = right = _single(m.padding, "padding", "onnx.export", minimum=0)
