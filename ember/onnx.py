@@ -16,6 +16,10 @@ where ``g`` is the :class:`Graph` being built, ``m`` the layer and ``x`` the nam
 the converter returns the name of its output (``g.node(...)`` adds a node and returns its output
 name, ``g.const(array)`` an initializer, ``g.input_shape(m)`` the shape ``m`` saw on the example).
 
+Only the batch axis is dynamic, so converters may use the example's other sizes: ``ceil_mode``'s
+partial windows become explicit padding, and an adaptive pool becomes a global pool, one plain
+pool (equal windows) or per-window slices and reductions (PyTorch's uneven windows).
+
 Example:
     >>> import os, tempfile
     >>> import numpy as np, onnxruntime
@@ -45,7 +49,7 @@ from ember.nn import activations as _act
 from ember.nn import conv as _conv
 from ember.nn import layers as _layers
 from ember.nn.module import Module
-from ember.ops.conv import _padding, _pair
+from ember.ops.conv import _adaptive_args, _padding, _pair, _pool_args, _single
 from ember.tensor import Tensor
 
 __all__ = ["export", "converter", "CONVERTERS", "Graph", "ExportError", "OPSET"]
@@ -271,21 +275,104 @@ def _conv2d(g: Graph, m: Any, x: str) -> str:
                   group=int(getattr(m, "groups", 1)))
 
 
-def _pool_attrs(m: Any) -> dict[str, Any]:
-    k = _pair(m.kernel_size, "kernel_size", "onnx.export")
-    s = _pair(m.stride, "stride", "onnx.export")
-    p = _pair(m.padding, "padding", "onnx.export", minimum=0)
-    return {"kernel_shape": list(k), "strides": list(s), "pads": [p[0], p[1], p[0], p[1]]}
+@converter(_conv.Conv1D)
+def _conv1d(g: Graph, m: Any, x: str) -> str:
+    if isinstance(m.padding, str):
+        _, (left, right) = _padding(m.padding, (1, m.kernel_size), (1, m.stride),
+                                    (1, m.dilation), "onnx.export")
+    elif isinstance(m.padding, tuple) and len(m.padding) == 2:
+        left, right = _pair(m.padding, "padding", "onnx.export", minimum=0)
+    else:
+        left = right = _single(m.padding, "padding", "onnx.export", minimum=0)
+    inputs = [x, g.const(m.weight, "weight")]
+    if m.bias is not None:
+        inputs.append(g.const(m.bias, "bias"))
+    return g.node("Conv", inputs, kernel_shape=[m.kernel_size], strides=[m.stride],
+                  dilations=[m.dilation], pads=[left, right], group=int(m.groups))
+
+
+def _pool_plan(g: Graph, m: Any, dilation: Any = 1) -> tuple[Any, Any, Any, Any, Any]:
+    """kernel, stride, dilation, the padding ember's kernel uses (ceil_mode's extra rows and
+    columns included: exported as plain padding, whatever onnxruntime's ceil rule) and the
+    padding as given, for the input shape the example saw."""
+    shape = g.input_shape(m)
+    x = np.broadcast_to(np.float32(0), shape)  # only its shape is read
+    kernel, stride, used, dilation_, given = _pool_args(
+        x, m.kernel_size, m.stride, m.padding, dilation, m.ceil_mode, "onnx.export")
+    return kernel, stride, dilation_, used, given
+
+
+def _onnx_pads(pads: Any) -> list[int]:
+    (top, bottom), (left, right) = pads
+    return [top, left, bottom, right]
+
+
+def _pad_node(g: Graph, x: str, pads: Any, value: float) -> str:
+    """An explicit Pad of (N, C, H, W) ``x`` by ((top, bottom), (left, right)) with ``value``."""
+    (top, bottom), (left, right) = pads
+    widths = np.array([0, 0, top, left, 0, 0, bottom, right], np.int64)
+    return g.node("Pad", [x, g.const(widths, "pads", np.int64), g.const(np.array(value),
+                                                                        "pad_value")],
+                  mode="constant")
 
 
 @converter(_conv.MaxPool2D)
 def _maxpool(g: Graph, m: Any, x: str) -> str:
-    return g.node("MaxPool", [x], **_pool_attrs(m))  # padding never wins a max, as in ember
+    kernel, stride, dilation, used, _ = _pool_plan(g, m, m.dilation)
+    attrs = {"kernel_shape": list(kernel), "strides": list(stride), "dilations": list(dilation)}
+    if all(p < k for side, k in zip(used, kernel) for p in side):
+        return g.node("MaxPool", [x], pads=_onnx_pads(used), **attrs)  # pads count as -inf
+    # onnxruntime wants each pad smaller than the kernel (a dilated window may pad more)
+    return g.node("MaxPool", [_pad_node(g, x, used, -np.inf)], **attrs)
 
 
 @converter(_conv.AvgPool2D)
 def _avgpool(g: Graph, m: Any, x: str) -> str:
-    return g.node("AveragePool", [x], count_include_pad=1, **_pool_attrs(m))
+    if _pair(getattr(m, "dilation", 1), "dilation", "onnx.export") != (1, 1):
+        raise ExportError(f"{m.path()} ({m.describe()}): dilation {m.dilation} has no ONNX form "
+                          f"in opset {OPSET} (AveragePool takes dilations from opset 19); "
+                          f"export an undilated average pool")
+    kernel, stride, _, used, given = _pool_plan(g, m)
+    attrs = {"kernel_shape": list(kernel), "strides": list(stride)}
+    if not m.count_include_pad:  # each window divides by the input elements it covers
+        return g.node("AveragePool", [x], count_include_pad=0, pads=_onnx_pads(used), **attrs)
+    if used == given:
+        return g.node("AveragePool", [x], count_include_pad=1, pads=_onnx_pads(used), **attrs)
+    # ceil_mode: the given zero padding counts in each mean, the extra rows and columns do not
+    extra = tuple((0, u[1] - gv[1]) for u, gv in zip(used, given))
+    return g.node("AveragePool", [_pad_node(g, x, given, 0.0)], count_include_pad=0,
+                  pads=_onnx_pads(extra), **attrs)
+
+
+def _adaptive(op: str, reduce: str) -> Converter:
+    def convert(g: Graph, m: Any, x: str) -> str:
+        shape = g.input_shape(m)
+        size, windows = _adaptive_args(np.broadcast_to(np.float32(0), shape), m.output_size,
+                                       "onnx.export")
+        if size == (1, 1):
+            return g.node(f"Global{op}Pool", [x])
+        # equal windows at a constant step (e.g. the output size divides the input's): one pool
+        lengths = [{e - s for s, e in w} for w in windows]
+        steps = [{b[0] - a[0] for a, b in zip(w, w[1:])} or {1} for w in windows]
+        if all(len(n) == 1 for n in lengths) and all(len(d) == 1 for d in steps):
+            kernel = [next(iter(n)) for n in lengths]
+            stride = [next(iter(d)) for d in steps]
+            return g.node(f"{op}Pool", [x], kernel_shape=kernel, strides=stride)
+        # uneven windows: the pool is separable, so reduce each window of H, then each of W
+        for axis, axis_windows in ((2, windows[0]), (3, windows[1])):
+            parts = [g.node(reduce, [g.node("Slice", [
+                x, g.const(np.array([s], np.int64), "starts", np.int64),
+                g.const(np.array([e], np.int64), "ends", np.int64),
+                g.const(np.array([axis], np.int64), "axes", np.int64)])], axes=[axis],
+                keepdims=1) for s, e in axis_windows]
+            x = parts[0] if len(parts) == 1 else g.node("Concat", parts, axis=axis)
+        return x
+
+    return convert
+
+
+converter(_conv.AdaptiveAvgPool2D)(_adaptive("Average", "ReduceMean"))
+converter(_conv.AdaptiveMaxPool2D)(_adaptive("Max", "ReduceMax"))
 
 
 @converter(_conv.GlobalAvgPool2D)

@@ -89,6 +89,34 @@ LAYER_CASES = [
     ("named", nn.Sequential({"fc": nn.Linear(3, 2), "out": nn.Softmax()}), (3,)),
 ]
 
+# Convolution and pooling options: each exported graph must compute what ember computes, on
+# both backends (test_conv_and_pool_options_on_both_backends).
+CONV_POOL_CASES = [
+    ("conv1d", nn.Sequential(nn.Conv1D(3, 4, 3, stride=2, padding=(2, 1), dilation=2),
+                             nn.Conv1D(4, 4, 2, padding="same", groups=2, bias=False),
+                             nn.Conv1D(4, 2, 1, padding="valid")), (3, 11)),
+    ("maxpool-options", nn.Sequential(nn.MaxPool2D(3, stride=2, padding=((1, 0), (0, 1)),
+                                                   ceil_mode=True),
+                                      nn.MaxPool2D(2, stride=1, dilation=(2, 1), padding=1)),
+     (2, 8, 9)),
+    # padding 2 of a window of reach 4 (kernel 2, dilation 3): more than onnxruntime's limit of
+    # a pad below the kernel, so an explicit Pad; ceil_mode adds a partial last window
+    ("maxpool-dilated-pad", nn.MaxPool2D(2, stride=3, dilation=3, padding=(2, 1),
+                                         ceil_mode=True), (1, 9, 8)),
+    ("avgpool-ceil-include-pad", nn.AvgPool2D(3, stride=2, padding=1, ceil_mode=True),
+     (2, 6, 7)),
+    ("avgpool-exclude-pad", nn.Sequential(
+        nn.AvgPool2D(3, stride=2, padding=((1, 0), (1, 1)), count_include_pad=False),
+        nn.AvgPool2D(2, padding=1, ceil_mode=True, count_include_pad=False)), (2, 7, 8)),
+    ("adaptive-global", nn.Sequential(nn.AdaptiveMaxPool2D(1), nn.Conv2D(2, 2, 1),
+                                      nn.AdaptiveAvgPool2D((1, 1))), (2, 5, 6)),
+    ("adaptive-even", nn.Sequential(nn.AdaptiveAvgPool2D((3, None)), nn.AdaptiveMaxPool2D(2)),
+     (2, 6, 4)),
+    ("adaptive-uneven", nn.Sequential(nn.AdaptiveMaxPool2D((3, 4)), nn.AdaptiveAvgPool2D(2)),
+     (2, 5, 7)),
+]
+LAYER_CASES += CONV_POOL_CASES
+
 
 if hasattr(nn, "Embedding"):  # the sequence layers, once they exist in this ember
     LAYER_CASES += [
@@ -112,6 +140,57 @@ def test_each_converter_matches_ember(tmp_path, name):
     np.testing.assert_allclose(_run(path, x), to_np(model(ember.tensor(x))), atol=1e-5,
                                rtol=1e-5)
 
+
+
+@pytest.mark.parametrize("name", [c[0] for c in CONV_POOL_CASES])
+def test_conv_and_pool_options_on_both_backends(backend, tmp_path, name):
+    ember.manual_seed(5)
+    _, model, shape = next(c for c in CONV_POOL_CASES if c[0] == name)
+    _perturb(model)
+    model.eval()
+    path = tmp_path / "m.onnx"
+    ember.onnx.export(model, ember.randn(2, *shape), path)
+    x = np.random.default_rng(1).normal(size=(2, *shape)).astype(np.float32)
+    want = to_np(model(ember.tensor(x)))
+    assert want.shape == _run(path, x).shape
+    np.testing.assert_allclose(_run(path, x), want, atol=1e-5, rtol=1e-5)
+
+
+def test_pool_graphs_use_the_onnx_pools(tmp_path):
+    def ops(model, shape):
+        ember.onnx.export(model, ember.zeros(1, *shape), tmp_path / "m.onnx")
+        return [n.op_type for n in onnx.load(tmp_path / "m.onnx").graph.node]
+
+    assert ops(nn.AdaptiveAvgPool2D(1), (2, 5, 5)) == ["GlobalAveragePool"]
+    assert ops(nn.AdaptiveMaxPool2D((1, 1)), (2, 5, 5)) == ["GlobalMaxPool"]
+    assert ops(nn.AdaptiveAvgPool2D((2, 3)), (2, 4, 9)) == ["AveragePool"]
+    assert ops(nn.AdaptiveMaxPool2D((2, 2)), (2, 3, 4)) == ["MaxPool"]  # windows 0:2, 1:3
+    # windows 0:2, 1:4, 3:5 down the rows: three slices, then two down the columns
+    assert ops(nn.AdaptiveMaxPool2D((3, 2)), (2, 5, 4)).count("ReduceMax") == 5
+    assert ops(nn.MaxPool2D(2, ceil_mode=True), (2, 5, 5)) == ["MaxPool"]
+    # ceil_mode adds a last row and column: the given padding counts in the means, they do not
+    assert ops(nn.AvgPool2D(3, 2, padding=1, ceil_mode=True), (2, 6, 6)) == ["Pad",
+                                                                            "AveragePool"]
+    assert ops(nn.AvgPool2D(2, padding=1, ceil_mode=True), (2, 6, 6)) == ["AveragePool"]
+    assert ops(nn.MaxPool2D(2, 3, dilation=3, padding=(2, 1)), (2, 9, 8)) == ["Pad",
+                                                                         "MaxPool"]
+    assert ops(nn.Conv1D(2, 3, 3), (2, 5)) == ["Conv"]
+
+
+def test_a_dilated_average_pool_is_refused(tmp_path):
+    class DilatedAvgPool(nn.AvgPool2D):  # ember.avg_pool2d takes dilation; the layer does not
+        _options = (*nn.AvgPool2D._options, ("dilation", 2))
+
+    ember.onnx.converter(DilatedAvgPool)(ember.onnx.CONVERTERS[nn.AvgPool2D])
+    try:
+        model = nn.Sequential(nn.Conv2D(1, 1, 1), DilatedAvgPool(2))
+        with pytest.raises(ember.onnx.ExportError, match=r"^model.1 \(DilatedAvgPool 2x2\): "
+                           r"dilation 2 has no ONNX form in opset 17 \(AveragePool takes "
+                           r"dilations from opset 19\)"):
+            ember.onnx.export(model, ember.zeros(1, 1, 6, 6), tmp_path / "m.onnx")
+    finally:
+        del ember.onnx.CONVERTERS[DilatedAvgPool]
+    assert not (tmp_path / "m.onnx").exists()
 
 def test_embedding_takes_integer_indices(tmp_path):
     if not hasattr(nn, "Embedding"):
