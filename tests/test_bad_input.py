@@ -225,6 +225,30 @@ def nan_stop(call: int | None = 4, spe: Any = 1) -> tuple[str, Any]:
     return " | ".join(str(w.message) for w in seen), trainer
 
 
+def checked_step(index: int) -> tuple[Any, Any, Any]:
+    """A compiled SGD step (``ember.jit(checked=True)``) that reads the output at ``index``:
+    the error, and the weights before and after."""
+    ember.manual_seed(0)
+    model = nn.Linear(2, 3)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    @ember.jit(checked=True)
+    def step(model: Any, opt: Any, x: Any, i: Any) -> Any:
+        opt.zero_grad()
+        loss = model(x)[:, i].sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    before = model.weight.numpy().copy()
+    error = None
+    try:
+        step(model, opt, ember.ones(4, 2), ember.tensor(index))
+    except IndexError as e:
+        error = str(e)
+    return error, before, model.weight.numpy()
+
+
 def config_file(tmp: Path, name: str, units: Any = 2) -> Path:
     path = tmp / name
     path.write_text(f'model = [{{ type = "dense", units = {units} }}]\ndata = "xor"\n'
@@ -730,6 +754,22 @@ CASES: list[Case] = [
     Case("NaN stop in a scan not finished", lambda _: nan_stop(None, spe="epoch")[1], None,
          OK(lambda tr: tr.history.epoch == [] and tr._epoch == 0
             and (tr._train_loader.epoch, tr._train_loader.position) == (0, 1))),
+    # indexing inside ember.jit: JAX clamps; checked=True reports it (NumPy raises eagerly)
+    Case("jit checked index past the end", lambda _: ember.jit(lambda a, i: a[i], checked=True)(
+        t([1.0, 2.0, 3.0]), t(5)), IndexError, "5"),
+    Case("jit checked index (jax message)", lambda _: ember.jit(
+        lambda a, i: a[i], checked=True)(t([1.0, 2.0, 3.0]), t(-5)), IndexError,
+        ("ember.jit(<lambda>, checked=True)", "is out of bounds for axis 0 with size 3",
+         "changed no state"), ("jax",)),
+    Case("jit checked step keeps state", lambda _: checked_step(7), None,
+         OK(lambda r: r[0] is not None and "checked=True" in r[0] and "index 7" in r[0]
+            and np.array_equal(r[1], r[2])), ("jax",)),
+    Case("jit checked step in range", lambda _: checked_step(1), None,
+         OK(lambda r: r[0] is None and not np.array_equal(r[1], r[2])), ("jax",)),
+    Case("jit unchecked clamps (documented)", lambda _: ember.jit(lambda a, i: a[i])(
+        t([1.0, 2.0, 3.0]), t(5)).item(), None, OK(lambda v: v == 3.0), ("jax",)),
+    Case("jit checked with mesh", lambda _: ember.jit(lambda a: a, checked=True, mesh=1), E,
+         "checked=True does not combine with mesh="),
     Case("NaN stop in epoch 1 not finished", lambda _: nan_stop(4)[1], None,
          OK(lambda tr: tr.history.epoch == [0] and tr._epoch == 1
             and (tr._train_loader.epoch, tr._train_loader.position) == (1, 1)), NUMPY),
