@@ -181,9 +181,14 @@ class JitFunction:
         ('JitFunction', [2.0, 2.0], 0)
     """
 
-    def __init__(self, fn: Callable[..., Any], donate: bool = True, mesh: Any = None) -> None:
+    def __init__(self, fn: Callable[..., Any], donate: bool = True, mesh: Any = None,
+                 checked: bool = False) -> None:
         self.fn = fn
-        self.donate = donate
+        self.checked = bool(checked)
+        self.donate = donate and not self.checked  # a failed check keeps the old state
+        if mesh is not None and self.checked:
+            raise ValueError(f"ember.jit({getattr(fn, '__name__', 'fn')}): checked=True does not "
+                             f"combine with mesh=; check the indices on one device first")
         if mesh is not None:
             from ember.distributed import auto_axes, make_mesh
 
@@ -356,7 +361,11 @@ class JitFunction:
         if self.donate:
             state = _unshared(state)
         if mesh is None:
-            out_leaves, new_state = entry.compiled(state, inputs)
+            result = entry.compiled(state, inputs)
+            if self.checked:
+                _raise_index_error(self.fn, result[0])
+                result = result[1]
+            out_leaves, new_state = result
         else:
             out_leaves, new_state = _call_on_mesh(entry.compiled, mesh, state, inputs)
         for slot, value in zip(entry.slots, new_state):
@@ -445,6 +454,10 @@ class JitFunction:
 
         pure = self._pure(entry, treedef, leaves)
         donate = (0,) if self.donate else ()
+        if self.checked:  # out-of-range gathers reported instead of clamped
+            from jax.experimental import checkify
+
+            return jax.jit(checkify.checkify(pure, errors=checkify.index_checks))
         if mesh is None:
             return jax.jit(pure, donate_argnums=donate)
         # data parallel: the state and the outputs replicated, each array input as it lies on the
@@ -457,6 +470,14 @@ class JitFunction:
         ins = [rep if spec is None else NamedSharding(mesh, spec) for spec in layouts]
         return jax.jit(pure, donate_argnums=donate, in_shardings=(rep, ins),
                        out_shardings=(rep, rep))
+
+
+def _raise_index_error(fn: Callable[..., Any], err: Any) -> None:
+    """IndexError naming ``fn`` when the checks of a ``checked=True`` call failed."""
+    message = err.get()
+    if message:
+        raise IndexError(f"ember.jit({getattr(fn, '__name__', 'fn')}, checked=True): "
+                         f"{message.strip().rstrip('.')}; the call changed no state")
 
 
 def _call_leaves(leaves: list[Any], inputs: list[Any]) -> list[Any]:
@@ -613,7 +634,8 @@ def state_slots(*objects: Any) -> StateSlots:
     return StateSlots(JitFunction._slots(list(objects)))
 
 
-def jit(fn: Callable[..., Any] | None = None, *, donate: bool = True, mesh: Any = None) -> Any:
+def jit(fn: Callable[..., Any] | None = None, *, donate: bool = True, mesh: Any = None,
+        checked: bool = False) -> Any:
     """Compile ``fn`` with XLA on the JAX backend (run it eagerly on NumPy).
 
     Args:
@@ -626,6 +648,11 @@ def jit(fn: Callable[..., Any] | None = None, *, donate: bool = True, mesh: Any 
             the outputs are replicated over it, an array argument already sharded on it keeps
             its sharding (split a batch with ``ember.distributed.shard_batch``), any other array
             is replicated. A call under ``jax.set_mesh(mesh)`` does the same without ``mesh=``.
+        checked: check integer indexing inside the compiled call. Unchecked, JAX clamps an index
+            out of range to the nearest valid one (``t[5]`` of 3 elements is ``t[2]``; an
+            embedding or ``take_along_axis`` likewise) without a word; checked
+            (``jax.experimental.checkify``), such a call raises IndexError naming ``fn`` and
+            the index, and changes no state (no buffer donation then). Slower: for debugging.
 
     Returns:
         A :class:`JitFunction`; ``.trace_count`` tells how often it was traced.
@@ -639,5 +666,5 @@ def jit(fn: Callable[..., Any] | None = None, *, donate: bool = True, mesh: Any 
         [2.0, 4.0]
     """
     if fn is None:
-        return functools.partial(jit, donate=donate, mesh=mesh)
-    return JitFunction(fn, donate=donate, mesh=mesh)
+        return functools.partial(jit, donate=donate, mesh=mesh, checked=checked)
+    return JitFunction(fn, donate=donate, mesh=mesh, checked=checked)

@@ -163,6 +163,92 @@ def tiny_fit(tmp: Path, **kw: Any) -> Any:
     return trainer.fit(x, kw.pop("y", y), epochs=1, batch_size=2, verbose=0, **kw)
 
 
+def labelled(y: Any, loss: Any = None, how: str = "fit", **kw: Any) -> Any:
+    """fit / evaluate / validate a 2-input, 3-class model on 6 samples with labels ``y``."""
+    ember.manual_seed(0)
+    model = nn.Linear(2, 3)
+    trainer = ember.Trainer(model, nn.CrossEntropyLoss() if loss is None else loss,
+                            optim.SGD(model.parameters(), lr=0.1))
+    x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(6, 2)
+    y = np.asarray(y)
+    if how == "evaluate":
+        return trainer.evaluate(x, y, batch_size=2)
+    if how == "validation":
+        good = np.zeros(6, np.int64)
+        return trainer.fit(x, good, validation_data=(x, y), batch_size=2, verbose=0)
+    if how == "loader":
+        return trainer.fit(ember.data.DataLoader((x, y), batch_size=2), verbose=0)
+    return trainer.fit(x, y, epochs=1, batch_size=2, verbose=0, **kw)
+
+
+class IgnoringCE(nn.Loss):
+    """A class loss with an ``ignore_index`` (as seqops' losses have): the host check exempts it."""
+
+    ignore_index = -100
+
+    def forward(self, pred: Any, target: Any) -> Any:
+        lab = target if isinstance(target, ember.Tensor) else ember.tensor(target)
+        return nn.CrossEntropyLoss()(pred, ember.where(lab == -100, ember.zeros_like(lab), lab))
+
+
+def nan_at(call: int) -> Callable[[Any, Any], Any]:
+    """Cross-entropy that is NaN at its ``call``-th call (from 0), finite otherwise."""
+    calls = [0]
+
+    def loss(pred: Any, target: Any) -> Any:
+        value = nn.CrossEntropyLoss()(pred, target)
+        calls[0] += 1
+        return value * float("nan") if calls[0] - 1 == call else value
+    return loss
+
+
+def nan_stop(call: int | None = 4, spe: Any = 1) -> tuple[str, Any]:
+    """The NaN guard's warning and the Trainer after a NaN: at the ``call``-th step (a Python
+    counter in the loss: eager, NumPy rows), or with ``call=None`` from the data (a target of
+    1e30 in the second batch of every epoch, whose square overflows: compiled steps too)."""
+    import warnings
+
+    ember.manual_seed(0)
+    model = nn.Linear(2, 3 if call is not None else 1)
+    x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(6, 2)
+    if call is None:
+        loss: Any = nn.MSE()
+        y: Any = np.zeros((6, 1), np.float32)
+        y[3, 0] = 1e30
+    else:
+        loss, y = nan_at(call), np.array([0, 1, 2, 0, 1, 2])
+    trainer = ember.Trainer(model, loss, optim.SGD(model.parameters(), lr=0.1),
+                            steps_per_execution=spe)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        trainer.fit(x, y, epochs=3, batch_size=2, shuffle=False, verbose=0)
+    return " | ".join(str(w.message) for w in seen), trainer
+
+
+def checked_step(index: int) -> tuple[Any, Any, Any]:
+    """A compiled SGD step (``ember.jit(checked=True)``) that reads the output at ``index``:
+    the error, and the weights before and after."""
+    ember.manual_seed(0)
+    model = nn.Linear(2, 3)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    @ember.jit(checked=True)
+    def step(model: Any, opt: Any, x: Any, i: Any) -> Any:
+        opt.zero_grad()
+        loss = model(x)[:, i].sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    before = model.weight.numpy().copy()
+    error = None
+    try:
+        step(model, opt, ember.ones(4, 2), ember.tensor(index))
+    except IndexError as e:
+        error = str(e)
+    return error, before, model.weight.numpy()
+
+
 def config_file(tmp: Path, name: str, units: Any = 2) -> Path:
     path = tmp / name
     path.write_text(f'model = [{{ type = "dense", units = {units} }}]\ndata = "xor"\n'
@@ -626,6 +712,67 @@ CASES: list[Case] = [
         np.ones((4, 2), np.float32), verbose=0), E, "MSE: the target is None"),
     Case("loss called without target", lambda _: nn.BinaryCrossentropy()(t([0.5]), None), E,
          "BinaryCrossentropy: the target is None"),
+    # class labels, checked on the host before fit/evaluate run a step (on JAX a compiled step
+    # would otherwise give only a NaN loss)
+    Case("fit label = classes", lambda _: labelled([0, 1, 2, 3, 0, 1]), E,
+         ("Trainer.fit: y[3] = 3 is not a class of CrossEntropyLoss", "outputs 3 classes",
+          "[0, 3)")),
+    Case("fit label negative", lambda _: labelled(
+        [0, -1, 2, 0, 1, 2], nn.SparseCategoricalCrossentropy(from_logits=True)), E,
+        ("y[1] = -1 is not a class of SparseCategoricalCrossentropy", "3 classes")),
+    Case("fit label far out", lambda _: labelled([0, 1, 2, 0, 1, 99]), E,
+         ("y[5] = 99", "1 label of 6 is out of range (min 0, max 99)")),
+    Case("fit labels (n, 1) out", lambda _: labelled([[0], [1], [2], [0], [7], [2]]), E,
+         ("y[4, 0] = 7", "CrossEntropyLoss")),
+    Case("fit labels (n, 1) fine", lambda _: labelled([[0], [1], [2], [0], [1], [2]]), None,
+         OK(lambda h: len(h.epoch) == 1)),
+    Case("fit one-hot targets are not labels", lambda _: labelled(np.eye(3, dtype=np.float32)[
+        [0, 1, 2, 0, 1, 2]]), None, OK(lambda h: len(h.epoch) == 1)),
+    Case("fit float label not whole", lambda _: labelled(
+        np.array([0, 1, 2, 0.5, 1, 2], np.float32)), E,
+        ("Trainer.fit: y[3] = 0.5 is not a class index", "CrossEntropyLoss")),
+    Case("evaluate label = classes", lambda _: labelled([0, 1, 2, 0, 3, 1], how="evaluate"), E,
+         ("Trainer.evaluate: y[4] = 3 is not a class of CrossEntropyLoss", "3 classes")),
+    Case("validation label = classes", lambda _: labelled([0, 5, 2, 0, 1, 1], how="validation"),
+         E, ("Trainer.fit: validation y[1] = 5 is not a class", "3 classes")),
+    Case("DataLoader label = classes", lambda _: labelled([0, 1, 2, 4, 1, 1], how="loader"), E,
+         ("Trainer.fit: y[3] = 4 is not a class of CrossEntropyLoss",)),
+    Case("weighted loss label out", lambda _: labelled(
+        [0, 1, 2, 0, 1, 3], 0.5 * nn.CrossEntropyLoss() + 0.5 * nn.CrossEntropyLoss()), E,
+        "y[5] = 3 is not a class of CrossEntropyLoss"),
+    Case("ignore_index exempt", lambda _: labelled([0, -100, 2, 0, -100, 1], IgnoringCE()),
+         None, OK(lambda h: len(h.epoch) == 1)),
+    Case("ignore_index other label out", lambda _: labelled([0, -100, 2, 0, 3, 1], IgnoringCE()),
+         E, ("y[4] = 3 is not a class of IgnoringCE", "(or equal ignore_index=-100)")),
+    # the NaN guard: the message names data as a cause; the interrupted epoch is not finished
+    Case("NaN guard names bad data", lambda _: nan_stop(None)[0], None,
+         OK(lambda m: "epoch 0, step 1" in m and "bad data (a label outside the loss's "
+            "classes, NaN or inf inputs" in m and "learning rate" in m)),
+    Case("NaN stop not a finished epoch", lambda _: nan_stop(None)[1], None,
+         OK(lambda tr: tr.history.epoch == [] and tr._epoch == 0
+            and (tr._train_loader.epoch, tr._train_loader.position) == (0, 1))),
+    Case("NaN stop in a scan not finished", lambda _: nan_stop(None, spe="epoch")[1], None,
+         OK(lambda tr: tr.history.epoch == [] and tr._epoch == 0
+            and (tr._train_loader.epoch, tr._train_loader.position) == (0, 1))),
+    # indexing inside ember.jit: JAX clamps; checked=True reports it (NumPy raises eagerly)
+    Case("jit checked index past the end", lambda _: ember.jit(lambda a, i: a[i], checked=True)(
+        t([1.0, 2.0, 3.0]), t(5)), IndexError, "5"),
+    Case("jit checked index (jax message)", lambda _: ember.jit(
+        lambda a, i: a[i], checked=True)(t([1.0, 2.0, 3.0]), t(-5)), IndexError,
+        ("ember.jit(<lambda>, checked=True)", "is out of bounds for axis 0 with size 3",
+         "changed no state"), ("jax",)),
+    Case("jit checked step keeps state", lambda _: checked_step(7), None,
+         OK(lambda r: r[0] is not None and "checked=True" in r[0] and "index 7" in r[0]
+            and np.array_equal(r[1], r[2])), ("jax",)),
+    Case("jit checked step in range", lambda _: checked_step(1), None,
+         OK(lambda r: r[0] is None and not np.array_equal(r[1], r[2])), ("jax",)),
+    Case("jit unchecked clamps (documented)", lambda _: ember.jit(lambda a, i: a[i])(
+        t([1.0, 2.0, 3.0]), t(5)).item(), None, OK(lambda v: v == 3.0), ("jax",)),
+    Case("jit checked with mesh", lambda _: ember.jit(lambda a: a, checked=True, mesh=1), E,
+         "checked=True does not combine with mesh="),
+    Case("NaN stop in epoch 1 not finished", lambda _: nan_stop(4)[1], None,
+         OK(lambda tr: tr.history.epoch == [0] and tr._epoch == 1
+            and (tr._train_loader.epoch, tr._train_loader.position) == (1, 1)), NUMPY),
 ]
 
 
@@ -651,3 +798,32 @@ def test_bad_input(case: Case, backend_name: str, tmp_path: Path) -> None:
 def test_the_catalogue_is_large():
     assert len(CASES) >= 150, len(CASES)
     assert len({c.name for c in CASES}) == len(CASES), "row names must be unique"
+
+
+def test_a_resume_after_a_nan_stop_runs_the_interrupted_epoch_on(tmp_path: Path) -> None:
+    """NumPy: a NaN at epoch 1, step 1 stops training; a checkpoint saved then resumes at that
+    step of epoch 1 (not at epoch 2), and the resumed run ends bit-identical to one that never
+    met the NaN (the NaN step changed nothing)."""
+    ember.set_backend("numpy")
+    message, stopped = nan_stop(call=4)
+    assert "epoch 1, step 1" in message
+    assert stopped.history.epoch == [0] and stopped._epoch == 1
+    stopped.save_checkpoint(tmp_path / "ckpt")
+    meta = read_checkpoint(tmp_path / "ckpt")[1]
+    assert meta["epoch"] == 1 and meta["data"]["epoch"] == 1 and meta["data"]["position"] == 1
+    x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(6, 2)
+    y = np.array([0, 1, 2, 0, 1, 2])
+
+    def trainer() -> Any:
+        ember.manual_seed(0)
+        model = nn.Linear(2, 3)
+        return ember.Trainer(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1))
+
+    resumed, plain = trainer(), trainer()
+    h = resumed.fit(x, y, epochs=3, batch_size=2, shuffle=False, verbose=0,
+                    resume_from=tmp_path / "ckpt")
+    plain.fit(x, y, epochs=3, batch_size=2, shuffle=False, verbose=0)
+    assert h.epoch == [0, 1, 2]
+    assert h.history["loss"][0] == plain.history.history["loss"][0]
+    for key, value in plain.model.state_dict().items():
+        np.testing.assert_array_equal(resumed.model.state_dict()[key], value, err_msg=key)

@@ -339,6 +339,18 @@ class DataLoader:
         self.position = 0
         self._device: tuple[Any, tuple[Any, ...]] | None = None
 
+    @property
+    def arrays(self) -> tuple[np.ndarray, ...] | None:
+        """The host arrays the loader batches (read-only use), or None over a data set.
+
+        Example:
+            >>> import numpy as np
+            >>> from ember.data import DataLoader
+            >>> [a.shape for a in DataLoader((np.zeros((4, 2)), np.arange(4)), 2).arrays]
+            [(4, 2), (4,)]
+        """
+        return self._arrays
+
     def _check_shard(self, shard: Any) -> tuple[int, int] | None:
         if shard is None:
             return None

@@ -485,8 +485,10 @@ class TerminateOnNaN(Callback):
     """Stop training when a batch loss is NaN or inf (the Trainer always adds one).
 
     The step that produced the loss changed nothing (the Trainer keeps the state from before
-    it), so the model keeps the last finite weights. A RuntimeWarning names the epoch and the
-    step (both from 0); ``stopped_at`` holds them.
+    it), so the model keeps the last finite weights; the interrupted epoch is not recorded as
+    finished (a resume runs it on from the bad step). A RuntimeWarning names the epoch, the step
+    (both from 0) and the likely causes (bad labels or inputs, a learning rate too high);
+    ``stopped_at`` holds them.
 
     Example:
         >>> from ember.callbacks import TerminateOnNaN
@@ -509,7 +511,11 @@ class TerminateOnNaN(Callback):
         self.stopped_at = (epoch, batch)
         self.message = (f"TerminateOnNaN: the loss is {loss} at epoch {epoch}, step {batch} "
                         f"(counted from 0); training stopped with the weights from before that "
-                        f"step (lower the learning rate or check the data)")
+                        f"step, and epoch {epoch} is not recorded as finished (a checkpoint "
+                        f"saved now resumes at that step). Causes: bad data (a label outside "
+                        f"the loss's classes, NaN or inf inputs or targets, targets the loss "
+                        f"does not accept) or a learning rate too high; check the batch, then "
+                        f"lower the learning rate")
         self.trainer.stop_training = True
         warnings.warn(self.message, RuntimeWarning, stacklevel=2)
 

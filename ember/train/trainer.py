@@ -58,6 +58,7 @@ from ember.optim import optimizers as _optimizers
 from ember.optim.optimizer import Optimizer
 from ember.tensor import Tensor
 from ember.train import callbacks as _callbacks
+from ember.train.labels import check_class_labels
 
 __all__ = ["Trainer", "History", "train_one_step"]
 
@@ -313,6 +314,15 @@ def _first_batch(ex: Any) -> tuple[Any, Any]:
     return ex.x[0], None if ex.y is None else ex.y[0]
 
 
+def _rewind(loader: DataLoader, start: dict[str, Any], step: int) -> None:
+    """Put ``loader`` at ``step`` steps after its state ``start`` (the steps of an epoch may run
+    on into the loader's next pass)."""
+    per_pass = len(loader)
+    at = int(start["position"]) + int(step)
+    loader.load_state_dict({**start, "epoch": int(start["epoch"]) + at // per_pass,
+                            "position": at % per_pass})
+
+
 def _epoch_steps(source: Any, steps: int | None, k: int = 1) -> int | None:
     """The optimizer steps the epoch will run (for the progress bar), None when not known."""
     if steps is not None:
@@ -373,6 +383,7 @@ class _LossReport:
         self.pending: list[tuple[int, Any, int]] = []  # (step, loss, batch size)
         self.last = time.perf_counter()
         self.total, self.count = 0.0, 0
+        self.bad_step: int | None = None  # the first step whose loss was not finite
 
     def add(self, ex: Any, losses: Tensor) -> bool:
         """Queue the losses of one execution; True when a callback stopped training."""
@@ -402,6 +413,8 @@ class _LossReport:
             if math.isfinite(v):  # the epoch's loss: the mean over its finite steps
                 self.total += v * n
                 self.count += n
+            elif self.bad_step is None:
+                self.bad_step = s
             self.cbs.on_batch_end(s, {"loss": v, "size": n})
             if self.trainer.stop_training:
                 return True
@@ -760,6 +773,8 @@ class Trainer:
                                                       validation_split, split_seed)
         source = self._source(owner, x, y, batch_size, shuffle, loader_seed, shard=True)
         val_source = self._validation_source(validation_data, batch_size)
+        check_class_labels(owner, self.loss, self.model, source)
+        check_class_labels(owner, self.loss, self.model, val_source, "validation y")
         if not distributed.is_main_process():  # only process 0 writes logs and progress
             callbacks = [_callbacks.Callback() if isinstance(cb, _WRITERS) else cb
                          for cb in (callbacks or [])]
@@ -793,6 +808,8 @@ class Trainer:
             cbs.on_epoch_begin(epoch, {})
             lr = self._lr()
             logs = self._train_epoch(source, steps, cbs, epoch)
+            if logs is None:  # a non-finite loss stopped it: the epoch is not finished
+                break
             if val_source is not None and self._validate_now(epoch, val_freq):
                 val_logs = self._evaluate_source(val_source, val_steps)
                 logs.update({"val_" + k: v for k, v in val_logs.items()})
@@ -814,10 +831,14 @@ class Trainer:
         return (epoch + 1) in set(int(f) for f in freq)
 
     def _train_epoch(self, source: Any, steps: int | None, cbs: Any,
-                     epoch: int) -> dict[str, Any]:
+                     epoch: int) -> dict[str, Any] | None:
         """One flat loop over the executions the data source cuts the epoch into: a single
-        step, or a ``scan`` over stacked batches (compiled on JAX with ``steps_per_execution``)."""
+        step, or a ``scan`` over stacked batches (compiled on JAX with ``steps_per_execution``).
+        None when a non-finite loss stopped it: the epoch is not recorded as finished and a
+        DataLoader is put back at the bad step, so that a checkpoint written now resumes there
+        (with the weights from before that step)."""
         self.model.train()
+        start = source.state_dict() if isinstance(source, DataLoader) else None
         self._mstate = self._init_mstate(with_loss=False)
         alive = Tensor._make(backend.get().xp.asarray(True), False, None)
         report = _LossReport(cbs, self)
@@ -841,6 +862,10 @@ class Trainer:
                 break
         else:
             report.flush(force=True)
+        if report.bad_step is not None:
+            if start is not None:  # bad_step counts optimizer steps: k batches each
+                _rewind(source, start, report.bad_step * k)
+            return None
         return self._results(self._mstate, loss=report.mean())
 
     def lr_find(self, x: Any, y: Any = None, *, start: float = 1e-7, end: float = 10.0,
@@ -919,6 +944,7 @@ class Trainer:
         """
         _check_positive_int("Trainer.evaluate", "steps", steps, allow_none=True)
         source = self._source("Trainer.evaluate", x, y, batch_size, False, 0)
+        check_class_labels("Trainer.evaluate", self.loss, self.model, source)
         logs = self._evaluate_source(source, steps)
         if verbose:
             print(" - ".join(_callbacks.format_logs(logs)), file=sys.stdout, flush=True)
