@@ -50,6 +50,7 @@ from ember.cli.config import (
     read_run_config,
     resolve,
 )
+from ember.cli.text import cmd_sample, is_text_config, train_text
 from ember.train.callbacks import Callback, ModelCheckpoint, format_logs
 
 __all__ = ["COMMANDS", "run_folder_name"]
@@ -279,6 +280,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raw, src = read_preset(args.preset or "spirals")
         default_name = args.preset or "spirals"
     apply_overrides(raw, overrides, src)
+    if is_text_config(raw):  # a language model, trained by steps (ember/cli/text.py)
+        return train_text(raw, src, args, default_name, args.resume if resume else None)
     cfg = resolve(raw, src, default_name)
     _set_backend(cfg, src)
     data = finalize(cfg, load_data(cfg["data"], src), src)
@@ -739,5 +742,5 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
     "summary": _cmd_summary, "export": _cmd_export, "info": _cmd_info,
-    "gradcheck": _cmd_gradcheck, "demo": _cmd_demo,
+    "gradcheck": _cmd_gradcheck, "demo": _cmd_demo, "sample": cmd_sample,
 }
