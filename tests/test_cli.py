@@ -283,7 +283,8 @@ def test_resume_equals_the_uninterrupted_run(tmp_path, capsys):
     # a resumed run keeps its config: only --epochs may change; a finished run needs more
     code, _, err = cli(capsys, "train", "--resume", parts, "--lr", 0.1)
     assert code == 2 and err == ("ember: error: --lr: a resumed run keeps its config (so that it "
-                                 "continues exactly); only --epochs may change\n")
+                                 "continues exactly); only --epochs (--set steps=N for a text run) "
+                                 "may change\n")
     code, _, err = cli(capsys, "train", "--resume", parts)
     assert code == 2 and "the run has trained 3 epochs already" in err
 

@@ -106,3 +106,28 @@ def test_a_config_of_your_own_txt_file(tmp_path, capsys):
     assert code == 2 and "model.name: expected one of gpt, bigram, mlp, rnn, gru, got 'gtp'" in err
     code, _, err = cli(capsys, "train", "--preset", "names-bigram", "--epochs", 2)
     assert code == 2 and "--epochs: a text config trains by steps; use --set steps=N" in err
+
+
+def test_resume_a_text_run_with_more_steps_equals_the_longer_run(tmp_path, capsys):
+    from ember.train.checkpoint import load
+
+    common = ["--preset", "names-bigram", "--set", "eval_every=2", "--set", "eval_steps=1",
+              "--set", "batch_size=2", "--verbose", "0", "--no-plots"]
+    code, out, err = cli(capsys, "train", "--runs-dir", tmp_path / "a", "--set", "steps=4",
+                         *common)
+    full = load(run_folder(out) / "weights.safetensors")
+    code, out, err = cli(capsys, "train", "--runs-dir", tmp_path / "b", "--set", "steps=2",
+                         *common)
+    run = run_folder(out)
+    code, out, err = cli(capsys, "train", "--resume", run, "--set", "steps=4", "--verbose", 0,
+                         "--no-plots")
+    assert code == 0, err
+    resumed = load(run / "weights.safetensors")
+    assert resumed.keys() == full.keys()
+    for k in full:
+        assert (resumed[k] == full[k]).all(), k
+    assert "step 4" in out
+    code, out, err = cli(capsys, "summary", run)
+    assert code == 0 and "Total params: 729" in out  # 27 x 27 logits table
+    code, _, err = cli(capsys, "evaluate", run)
+    assert code == 2 and "a text run (a language model)" in err

@@ -289,3 +289,33 @@ def cmd_sample(args: argparse.Namespace) -> int:
     sys.stdout.write(_sample_text(model, tok, args.prompt, args.tokens, args.temperature,
                                   args.top_k) + "\n")
     return 0
+
+
+def text_summary(raw: dict[str, Any], src: Source, default_name: str,
+                 run_dir: str | None = None) -> int:
+    """``ember summary`` of a text config or run: the model's layers for its vocabulary."""
+    import numpy as np
+
+    import ember
+    from ember.data import CharTokenizer
+
+    cfg = resolve_text(raw, src, default_name)
+    ember.set_backend(cfg["backend"])
+    if run_dir is not None and (Path(run_dir) / "vocab.json").is_file():
+        tok = CharTokenizer.from_config(json.loads((Path(run_dir) / "vocab.json").read_text(
+            encoding="utf-8")))
+    else:
+        tok = CharTokenizer.from_text("".join(load_text(cfg["data"])))
+    model = build_lm(cfg, tok.vocab_size)
+    block = cfg["data"]["block_size"]
+    print(f"{cfg['name']}: {cfg['model']['name']} on {tok.vocab_size} characters, context "
+          f"{block}")
+    model.summary((block,), dtype=np.int64)
+    return 0
+
+
+def not_for_text(run_dir: str, command: str) -> CliError:
+    """The error of ``ember evaluate/predict/export`` on a text run."""
+    return CliError(f"{run_dir}: a text run (a language model); `ember {command}` takes image and "
+                    f"table runs; use `ember sample {run_dir}` (its validation loss is in "
+                    f"results.json)")
