@@ -35,10 +35,11 @@ from ember.cli.config import CliError, Source, _did_you_mean
 TEXT_DATA = ("tiny-shakespeare", "names")
 MODELS = ("gpt", "bigram", "mlp", "rnn", "gru")
 _TOP = {"name", "seed", "backend", "steps", "eval_every", "eval_steps", "batch_size", "grad_clip",
-        "data", "model", "optimizer", "schedule", "sample", "text"}
+        "data", "model", "optimizer", "schedule", "sample", "text",
+        "steps_per_execution"}
 _DEFAULTS: dict[str, Any] = {"name": "text", "seed": 0, "backend": "numpy", "steps": 1000,
                              "eval_every": None, "eval_steps": 20, "batch_size": 32,
-                             "grad_clip": None, "schedule": None,
+                             "grad_clip": None, "schedule": None, "steps_per_execution": 1,
                              "optimizer": {"name": "adamw", "lr": 1e-3},
                              "sample": {"tokens": 500, "temperature": 1.0, "top_k": None,
                                         "prompt": ""}}
@@ -112,6 +113,7 @@ def resolve_text(raw: dict[str, Any], src: Source, default_name: str) -> dict[st
         _pos_int(src, key, cfg[key])
     cfg["eval_every"] = _pos_int(src, "eval_every", cfg["eval_every"], True) or cfg["steps"]
     _pos_int(src, "eval_steps", cfg["eval_steps"])
+    _pos_int(src, "steps_per_execution", cfg["steps_per_execution"])
     _pos_float(src, "grad_clip", cfg["grad_clip"], True)
     opt = cfg["optimizer"]
     if opt.get("name") not in ("adamw", "adam"):
@@ -211,7 +213,14 @@ def train_text(raw: dict[str, Any], src: Source, args: argparse.Namespace, defau
                resume_dir: str | None) -> int:
     """``ember train`` for a text config: train by steps, then write the run folder."""
     import ember
-    from ember.cli.commands import _atomic_write, _history_csv, _new_run_dir, _quoted
+    from ember.cli.commands import (
+        _atomic_write,
+        _CtrlC,
+        _history_csv,
+        _new_run_dir,
+        _quoted,
+        _RunFiles,
+    )
     from ember.data import CharTokenizer, TokenWindows
     from ember.train.callbacks import ModelCheckpoint
 
@@ -226,7 +235,8 @@ def train_text(raw: dict[str, Any], src: Source, args: argparse.Namespace, defau
     train = TokenWindows(tok.encode(train_text_), block, cfg["batch_size"], seed=cfg["seed"])
     val = TokenWindows(tok.encode(val_text), block, cfg["batch_size"], seed=cfg["seed"])
     model = build_lm(cfg, tok.vocab_size)
-    trainer = ember.Trainer(model, "cross_entropy", _optimizer(cfg, model))
+    trainer = ember.Trainer(model, "cross_entropy", _optimizer(cfg, model),
+                            steps_per_execution=cfg["steps_per_execution"])
     run_dir = Path(resume_dir) if resume_dir else _new_run_dir(args.runs_dir or "runs",
                                                                cfg["name"])
     _atomic_write(run_dir / "config.json", json.dumps({**cfg, "text": True}, indent=2) + "\n")
@@ -240,11 +250,20 @@ def train_text(raw: dict[str, Any], src: Source, args: argparse.Namespace, defau
           f"{cfg['eval_every']} steps on {cfg['eval_steps']} batches, seed {cfg['seed']}")
     print(f"run folder: {run_dir}")
     start = time.perf_counter()
-    history = trainer.fit(train, steps=cfg["steps"], eval_every=cfg["eval_every"],
-                          eval_steps=cfg["eval_steps"], validation_data=val,
-                          callbacks=[ModelCheckpoint(run_dir / "checkpoint", monitor="loss")],
-                          verbose=args.verbose,
-                          resume_from=run_dir / "checkpoint" if resume_dir else None)
+    files = _RunFiles(run_dir / "history.csv")
+    try:
+        with _CtrlC() as ctrl_c:  # last: an interval's checkpoint is written before it stops
+            history = trainer.fit(
+                train, steps=cfg["steps"], eval_every=cfg["eval_every"],
+                eval_steps=cfg["eval_steps"], validation_data=val, verbose=args.verbose,
+                callbacks=[ModelCheckpoint(run_dir / "checkpoint", monitor="loss"), files,
+                           ctrl_c],
+                resume_from=run_dir / "checkpoint" if resume_dir else None)
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        print(f"\ninterrupted in interval {files.epoch + 1}; resume with: ember train --resume "
+              f"{_quoted(run_dir)}", file=sys.stderr)
+        return 130
     seconds = time.perf_counter() - start
     _atomic_write(run_dir / "history.csv", _history_csv(history))
     ember.save(model.state_dict(), run_dir / "weights.safetensors")
