@@ -40,6 +40,7 @@ def test_fit_by_steps_logs_each_evaluation():
         losses = [float(ember.nn.functional.cross_entropy(trainer.model(x), y).item())
                   for x, y in val.eval_batches(2)]
     assert h["val_loss"][-1] == pytest.approx(np.mean(losses), rel=1e-5)
+    assert trainer.evaluate(val, steps=2)["loss"] == pytest.approx(h["val_loss"][-1], rel=1e-6)
 
 
 def test_fit_by_steps_errors():
