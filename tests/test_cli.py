@@ -283,7 +283,8 @@ def test_resume_equals_the_uninterrupted_run(tmp_path, capsys):
     # a resumed run keeps its config: only --epochs may change; a finished run needs more
     code, _, err = cli(capsys, "train", "--resume", parts, "--lr", 0.1)
     assert code == 2 and err == ("ember: error: --lr: a resumed run keeps its config (so that it "
-                                 "continues exactly); only --epochs may change\n")
+                                 "continues exactly); only --epochs (--set steps=N for a text run) "
+                                 "may change\n")
     code, _, err = cli(capsys, "train", "--resume", parts)
     assert code == 2 and "the run has trained 3 epochs already" in err
 
@@ -422,7 +423,8 @@ def test_bad_config_is_one_error_line_and_exit_2(toml, message, tmp_path, monkey
 @pytest.mark.parametrize(("args", "message"), [
     (["train", "missing.toml"], "missing.toml: no such config file"),
     (["train", "--preset", "nope"],
-     "--preset: unknown preset 'nope'; choose one of mnist-cnn, mnist-mlp, spirals, xor"),
+     "--preset: unknown preset 'nope'; choose one of mnist-cnn, mnist-mlp, names, "
+     "names-bigram, names-gru, names-mlp, shakespeare-char, spirals, xor"),
     (["train", "--preset", "spiral"], "--preset: unknown preset 'spiral' (did you mean "
      "'spirals'?); "),
     (["train", "--set", "epochs=0"], "--set epochs: epochs: expected an integer >= 1, got 0"),

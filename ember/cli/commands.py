@@ -50,6 +50,7 @@ from ember.cli.config import (
     read_run_config,
     resolve,
 )
+from ember.cli.text import cmd_sample, is_text_config, not_for_text, text_summary, train_text
 from ember.train.callbacks import Callback, ModelCheckpoint, format_logs
 
 __all__ = ["COMMANDS", "run_folder_name"]
@@ -261,12 +262,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.config or args.preset:
             raise CliError("--resume continues a run with its own config.json; give no CONFIG "
                            "or --preset")
-        fixed = [flag for key, _, flag in overrides if key != "epochs"]
+        fixed = [flag for key, _, flag in overrides if key not in ("epochs", "steps")]
         if args.runs_dir is not None:
             fixed.append("--runs-dir")
         if fixed:
             raise CliError(f"{fixed[0]}: a resumed run keeps its config (so that it continues "
-                           f"exactly); only --epochs may change")
+                           f"exactly); only --epochs (--set steps=N for a text run) may change")
         raw, src = read_run_config(args.resume)
         default_name = "run"
     elif args.config and not _is_preset_name(args.config):
@@ -281,6 +282,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raw, src = read_preset(args.preset or "spirals")
         default_name = args.preset or "spirals"
     apply_overrides(raw, overrides, src)
+    if is_text_config(raw):  # a language model, trained by steps (ember/cli/text.py)
+        return train_text(raw, src, args, default_name, args.resume if resume else None)
     cfg = resolve(raw, src, default_name)
     _set_backend(cfg, src)
     data = finalize(cfg, load_data(cfg["data"], src), src)
@@ -366,11 +369,14 @@ def _report(trainer: Any, data: Data, batch_size: int) -> dict[str, Any]:
 
 # -- loading a run ---------------------------------------------------------------------------------
 
-def _load_run(run_dir: str, backend: str | None) -> tuple[dict[str, Any], Source, Any, Any]:
+def _load_run(run_dir: str, backend: str | None, command: str = "evaluate"
+              ) -> tuple[dict[str, Any], Source, Any, Any]:
     """The resolved config, its Source, the model with the checkpoint's weights and a Trainer."""
     from ember.train.checkpoint import CheckpointError, has_checkpoint, read_checkpoint
 
     raw, src = read_run_config(run_dir)
+    if is_text_config(raw):
+        raise not_for_text(run_dir, command)
     if backend is not None:
         apply_overrides(raw, [("backend", backend, "--backend")], src)
     cfg = resolve(raw, src)
@@ -471,7 +477,7 @@ def _check_inputs(x: np.ndarray, path: str) -> None:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     """``ember predict RUN_DIR INPUT.npy [-o OUT.npy] [--probabilities | --outputs]``."""
-    cfg, src, model, trainer = _load_run(args.run_dir, args.backend)
+    cfg, src, model, trainer = _load_run(args.run_dir, args.backend, "predict")
     x0, _ = _read_arrays(args.input, "save the inputs as x")
     _check_inputs(x0, args.input)
     if args.output and not Path(args.output).parent.is_dir():
@@ -522,6 +528,9 @@ def _cmd_summary(args: argparse.Namespace) -> int:
         raw, src = read_run_config(args.target)
     else:
         raw, src = read_config_file(args.target)
+    if is_text_config(raw):
+        run_dir = args.target if args.target and Path(args.target).is_dir() else None
+        return text_summary(raw, src, Path(args.target).stem if args.target else "run", run_dir)
     cfg = resolve(raw, src, Path(args.target).stem if args.target else "run")
     _set_backend(cfg, src)
     if cfg["input_shape"] is None:  # from the data (cheap for the named sets)
@@ -543,7 +552,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     except ImportError:
         raise CliError('export needs the onnx package: pip install "ember[onnx]"', code=1
                        ) from None
-    cfg, _, model, _ = _load_run(args.run_dir, None)
+    cfg, _, model, _ = _load_run(args.run_dir, None, "export")
     out = Path(args.output) if args.output else Path(args.run_dir) / "model.onnx"
     if not out.parent.is_dir():
         raise CliError(f"-o: folder {str(out.parent)!r} does not exist")
@@ -741,5 +750,5 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
     "summary": _cmd_summary, "export": _cmd_export, "info": _cmd_info,
-    "gradcheck": _cmd_gradcheck, "demo": _cmd_demo,
+    "gradcheck": _cmd_gradcheck, "demo": _cmd_demo, "sample": cmd_sample,
 }

@@ -27,6 +27,7 @@ import numpy as np  # host-side only: tokens are encoded and windows indexed on 
 
 from ember import backend
 from ember import random as _random
+from ember.data.loader import Execution
 from ember.tensor import Tensor
 
 __all__ = [
@@ -429,6 +430,48 @@ class TokenWindows:
         starts = np.stack([self.starts(self.step + k) for k in range(int(count))])
         self.step += int(count)
         return self.windows(starts)
+
+    def batches(self, steps: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """The next ``steps`` training batches, one by one (the stream never ends, so ``steps``
+        is needed).
+
+        Example:
+            >>> w = TokenWindows(list(range(20)), block_size=4, batch_size=2, seed=0)
+            >>> [x.shape for x, _ in w.batches(2)], w.step
+            ([(2, 4), (2, 4)], 2)
+        """
+        if steps is None or isinstance(steps, bool) or int(steps) < 0:
+            raise ValueError(f"TokenWindows.batches: steps must be a non-negative int (the "
+                             f"windows never run out), got {steps!r}")
+        for _ in range(int(steps)):
+            yield self.next()
+
+    def executions(self, steps: int, per_execution: int | str = 1) -> Iterator[Execution]:
+        """How a training loop runs the next ``steps`` steps, as the DataLoader's executions:
+        one :class:`~ember.data.loader.Execution` per compiled call of up to ``per_execution``
+        steps (``"epoch"``: all ``steps``), stacked ``(count, batch_size, block_size)`` by one
+        gather. The position moves as each execution is handed out (checkpoint state).
+
+        Example:
+            >>> w = TokenWindows(list(range(20)), block_size=4, batch_size=2, seed=0)
+            >>> [(e.step, e.count, e.x.shape) for e in w.executions(5, per_execution=2)]
+            [(0, 2, (2, 2, 4)), (2, 2, (2, 2, 4)), (4, 1, (2, 4))]
+        """
+        if steps is None or isinstance(steps, bool) or int(steps) < 0:
+            raise ValueError(f"TokenWindows.executions: steps must be a non-negative int (the "
+                             f"windows never run out), got {steps!r}")
+        total = int(steps)
+        k = max(total if per_execution == "epoch" else int(per_execution), 1)
+        done = 0
+        while done < total:
+            n = min(k, total - done)
+            if n == 1:
+                x, y = self.next()
+                yield Execution(done, x, y, 1)
+            else:
+                xs, ys = self.next_batches(n)
+                yield Execution(done, xs, ys, n)
+            done += n
 
     def eval_batches(self, steps: int | None = None) -> Iterator[tuple[Tensor, Tensor]]:
         """A fixed pass for validation: ``steps`` batches of windows whose starts are spread evenly

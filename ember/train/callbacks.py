@@ -65,7 +65,8 @@ __all__ = [
 
 
 def format_logs(logs: dict[str, Any]) -> list[str]:
-    """``["loss: 0.1234", ...]`` for the scalar entries of ``logs`` (``lr`` in ``%g``).
+    """``["loss: 0.1234", ...]`` for the scalar entries of ``logs`` (``lr`` in ``%g``, ``step``
+    as an integer).
 
     Example:
         >>> from ember.callbacks import format_logs
@@ -75,6 +76,9 @@ def format_logs(logs: dict[str, Any]) -> list[str]:
     out = []
     for key, value in logs.items():
         if key == "size" or not isinstance(value, (int, float)):
+            continue
+        if key == "step":  # training by steps: the step count, as a count
+            out.append(f"step: {int(value)}")
             continue
         out.append(f"{key}: {value:.4g}" if key == "lr" else f"{key}: {value:.4f}")
     return out

@@ -49,6 +49,7 @@ import numpy as np  # host-side bookkeeping only (validation split, logs); math 
 from ember import backend, distributed
 from ember import random as _random
 from ember.data.loader import BatchStream, DataLoader, validate_arrays
+from ember.data.text import TokenWindows
 from ember.function import no_grad
 from ember.jit import JitFunction, state_slots
 from ember.jit import jit as _jit
@@ -295,7 +296,8 @@ def _arrays(tree: dict[str, dict[str, Tensor]]) -> dict[str, dict[str, Any]]:
 
 def _is_stream(x: Any) -> bool:
     """A generator, an iterator, or an iterable that is neither an array nor a data set."""
-    if isinstance(x, (Tensor, DataLoader, str, bytes, dict, tuple, list)) or _is_array(x):
+    if isinstance(x, (Tensor, DataLoader, TokenWindows, str, bytes, dict, tuple, list)) or \
+            _is_array(x):
         return False
     return hasattr(x, "__next__") or (hasattr(x, "__iter__") and not hasattr(x, "__getitem__"))
 
@@ -647,12 +649,12 @@ class Trainer:
                 shard: bool = False) -> DataLoader | BatchStream:
         """Where the batches come from: a DataLoader (given, or over arrays or a data set) or a
         BatchStream over a generator or any other iterable of batches."""
-        if isinstance(x, (DataLoader, BatchStream)) or _is_stream(x):
+        if isinstance(x, (DataLoader, BatchStream, TokenWindows)) or _is_stream(x):
             if y is not None:
                 raise ValueError(f"{owner}: x is a {type(x).__name__}, which yields the targets "
                                  f"too; do not pass y")
             return self._on_mesh(owner, x) if isinstance(x, DataLoader) else (
-                x if isinstance(x, BatchStream) else BatchStream(x))
+                x if isinstance(x, (BatchStream, TokenWindows)) else BatchStream(x))
         _check_positive_int(owner, "batch_size", batch_size)
         if _is_dataset(x):
             return self._loader(x, batch_size, shuffle, seed, shard)
@@ -692,7 +694,7 @@ class Trainer:
     def _validation_source(self, validation_data: Any, batch_size: int) -> Any:
         if validation_data is None:
             return None
-        if isinstance(validation_data, (DataLoader, BatchStream)) or _is_stream(
+        if isinstance(validation_data, (DataLoader, BatchStream, TokenWindows)) or _is_stream(
                 validation_data) or _is_dataset(validation_data):
             return self._source("Trainer.fit", validation_data, None, batch_size, False, 0)
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -712,7 +714,8 @@ class Trainer:
             validation_steps: int | None = None, shuffle: bool = True,
             callbacks: Sequence[Any] | None = None, verbose: int = 1,
             resume_from: str | os.PathLike[str] | None = None,
-            accumulate_steps: int = 1) -> History:
+            accumulate_steps: int = 1, steps: int | None = None,
+            eval_every: int | None = None, eval_steps: int | None = None) -> History:
         """Train for ``epochs`` epochs and return the :class:`History`.
 
         Args:
@@ -752,9 +755,30 @@ class Trainer:
                 optimizer steps; eager and compiled alike (the micro-batches are unrolled in
                 one compiled step); not with ``steps_per_execution > 1``.
 
+            steps: with a ``TokenWindows`` as ``x`` (training by steps, not epochs): the total
+                number of steps. The run is cut into intervals of ``eval_every`` steps; each one
+                is an "epoch" for callbacks, checkpoints and the History, which logs the
+                interval's mean training ``loss``, ``val_loss`` (when ``validation_data`` is a
+                ``TokenWindows``, over its ``eval_batches(eval_steps)``) and ``step``.
+            eval_every: steps per interval (default: all ``steps``).
+            eval_steps: validation batches per evaluation (default: every window once).
+
         Raises:
             ValueError: for bad inputs (empty data, ``batch_size <= 0``, ``x`` and ``y`` of
                 different lengths, NaN or inf in the data), before any training.
+
+        Example (training by steps on a token stream):
+            >>> import numpy as np
+            >>> import ember
+            >>> from ember.data import TokenWindows
+            >>> from ember.models import Bigram
+            >>> ember.manual_seed(0)
+            >>> tokens = np.arange(200) % 5
+            >>> t = ember.Trainer(Bigram(5), "cross_entropy", "adam")
+            >>> h = t.fit(TokenWindows(tokens, 8, 4, seed=0), steps=30, eval_every=10,
+            ...           eval_steps=2, validation_data=TokenWindows(tokens, 8, 4), verbose=0)
+            >>> h["step"], h["val_loss"][-1] < h["val_loss"][0]
+            ([10, 20, 30], True)
         """
         owner = "Trainer.fit"
         _check_fit_args(owner, epochs, steps_per_epoch, validation_steps, validation_split,
@@ -765,6 +789,14 @@ class Trainer:
                              f"step per compiled call; it cannot be combined with "
                              f"steps_per_execution={self.steps_per_execution!r} (use 1)")
         self._accumulate = int(accumulate_steps)
+        if isinstance(x, TokenWindows):
+            epochs, steps_per_epoch, validation_steps = self._by_steps(
+                owner, y, steps, eval_every, eval_steps, epochs, steps_per_epoch,
+                validation_steps, validation_split)
+        elif (steps, eval_every, eval_steps) != (None, None, None):
+            raise ValueError(f"{owner}: steps, eval_every and eval_steps train by steps on a "
+                             f"TokenWindows, but x is a {type(x).__name__}; use epochs and "
+                             f"steps_per_epoch")
         ckpt = self._read_resume(resume_from)
         split_seed = int(ckpt[1]["split_seed"]) if ckpt else _random.initial_seed()
         loader_seed = int(ckpt[1]["data"]["seed"]) if ckpt and ckpt[1].get("data") else None
@@ -794,16 +826,44 @@ class Trainer:
             self.model.train(was_training)
         return self.history
 
+    @staticmethod
+    def _by_steps(owner: str, y: Any, steps: Any, eval_every: Any, eval_steps: Any, epochs: Any,
+                  steps_per_epoch: Any, validation_steps: Any, validation_split: Any
+                  ) -> tuple[int, Callable[[int], int], int | None]:
+        """Training by steps on a TokenWindows: ``(intervals, steps of interval i, eval steps)``."""
+        if y is not None:
+            raise ValueError(f"{owner}: x is a TokenWindows, which yields the targets too; do "
+                             f"not pass y")
+        if steps is None:
+            raise ValueError(f"{owner}: a TokenWindows never runs out; pass steps= (e.g. "
+                             f"fit(windows, steps=2000, eval_every=250))")
+        if epochs != 1 or steps_per_epoch is not None or validation_steps is not None or \
+                validation_split:
+            raise ValueError(f"{owner}: with a TokenWindows give steps, eval_every and "
+                             f"eval_steps, not epochs, steps_per_epoch, validation_steps or "
+                             f"validation_split")
+        _check_positive_int(owner, "steps", steps)
+        _check_positive_int(owner, "eval_every", eval_every, allow_none=True)
+        _check_positive_int(owner, "eval_steps", eval_steps, allow_none=True)
+        every = int(steps) if eval_every is None else int(eval_every)
+        total = int(steps)
+
+        def interval_steps(i: int) -> int:
+            return min(every, total - i * every)
+
+        return -(-total // every), interval_steps, eval_steps
+
     def _run(self, source: Any, val_source: Any, cbs: Any, ckpt: Any, epochs: range,
              options: tuple[Any, Any, Any]) -> None:
         """The epochs of one ``fit``: train, validate, call back, checkpoint."""
-        steps, val_steps, val_freq = options
+        steps_of, val_steps, val_freq = options
         logs: dict[str, Any] = {}
         cbs.on_train_begin(logs)
         if ckpt:
             self._restore_callbacks(ckpt, cbs)
         for epoch in epochs:
             self._epoch = epoch
+            steps = steps_of(epoch) if callable(steps_of) else steps_of
             cbs.on_epoch_steps(_epoch_steps(source, steps, self._accumulate))  # the bar's total
             cbs.on_epoch_begin(epoch, {})
             lr = self._lr()
@@ -815,6 +875,8 @@ class Trainer:
                 logs.update({"val_" + k: v for k, v in val_logs.items()})
             if lr is not None:
                 logs["lr"] = lr
+            if isinstance(source, TokenWindows):
+                logs["step"] = self._steps_done(epoch, steps_of)
             cbs.on_epoch_end(epoch, logs)
             self.history.append(epoch, logs)  # last, as Keras: with what callbacks added
             self._epoch = epoch + 1
@@ -823,6 +885,11 @@ class Trainer:
             if self.stop_training or getattr(source, "exhausted", False):
                 break
         cbs.on_train_end(logs)
+
+    @staticmethod
+    def _steps_done(epoch: int, steps_of: Callable[[int], int]) -> int:
+        """The training steps of a by-steps run once interval ``epoch`` is done."""
+        return sum(steps_of(i) for i in range(epoch + 1))
 
     @staticmethod
     def _validate_now(epoch: int, freq: Any) -> bool:
@@ -907,6 +974,8 @@ class Trainer:
             if saved is not None:
                 source.load_state_dict({**saved, "position": 0})
                 batches = itertools.islice(iter(source), steps)
+            elif isinstance(source, TokenWindows):
+                batches = source.eval_batches(steps)
             else:
                 batches = source.batches(steps)
             for batch in batches:
@@ -1030,8 +1099,8 @@ class Trainer:
             else _random.initial_seed(),
             "model_config": model_config,
             "optimizer": self.optimizer.config(),
-            "data": self._train_loader.state_dict() if isinstance(self._train_loader, DataLoader)
-            else None,
+            "data": self._train_loader.state_dict()
+            if isinstance(self._train_loader, (DataLoader, TokenWindows)) else None,
             "callbacks": cb_json,
             "history": self.history.to_dict(),
         }
@@ -1077,7 +1146,7 @@ class Trainer:
         self.model.load_state_dict(arrays["model"])
         self.optimizer.load_state_dict(arrays["optimizer"])
         _random.set_state(bk.asarray(arrays["rng"]["ember"]))
-        if meta.get("data") is not None and isinstance(loader, DataLoader):
+        if meta.get("data") is not None and isinstance(loader, (DataLoader, TokenWindows)):
             loader.load_state_dict(meta["data"])
         self.history = History.from_dict(meta.get("history", {}))
         self._epoch = int(meta["epoch"])

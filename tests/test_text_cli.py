@@ -1,0 +1,133 @@
+"""`ember train` on the text presets and `ember sample` (issue 13 item 4): tiny sizes, a few
+steps, so that the whole file runs in seconds."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from ember.cli import main
+from ember.data import load_names, load_tiny_shakespeare
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--set", "steps=3", "--set", "eval_every=2", "--set", "eval_steps=1", "--set",
+        "batch_size=2", "--set", "sample.tokens=30", "--verbose", "0"]
+SMALL = {"shakespeare-char": ["--set", "model.n_layer=1", "--set", "model.n_head=2",
+                              "--set", "model.n_embd=16"],
+         "names": ["--set", "model.n_layer=1", "--set", "model.n_head=2", "--set",
+                   "model.n_embd=16"],
+         "names-bigram": [], "names-mlp": ["--set", "model.n_embd2=16"],
+         "names-gru": ["--set", "model.n_embd=8", "--set", "model.n_embd2=8"]}
+
+
+def cli(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_folder(out):
+    return Path(re.findall(r"^run folder: (\S+)$", out, flags=re.M)[-1])
+
+
+def test_shakespeare_char_preset_is_the_nanogpt_cpu_recipe():
+    cfg = tomllib.loads((ROOT / "ember/presets/shakespeare-char.toml").read_text())
+    assert cfg["model"] == {"name": "gpt", "n_layer": 4, "n_head": 4, "n_embd": 128,
+                            "dropout": 0.0, "bias": False}
+    assert cfg["data"] == {"name": "tiny-shakespeare", "block_size": 64}
+    assert (cfg["batch_size"], cfg["steps"], cfg["eval_every"], cfg["eval_steps"],
+            cfg["grad_clip"]) == (12, 2000, 250, 20, 1.0)
+    assert cfg["optimizer"] == {"name": "adamw", "lr": 1e-3, "betas": [0.9, 0.99],
+                                "weight_decay": 0.1}
+    assert cfg["schedule"] == {"warmup_steps": 100, "min_lr": 1e-4, "decay_steps": 2000}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_each_text_preset_trains_and_samples(name, tmp_path, capsys):
+    code, out, err = cli(capsys, "train", "--preset", name, "--runs-dir", tmp_path, *TINY,
+                         *SMALL[name], *([] if name == "shakespeare-char" else ["--no-plots"]))
+    assert code == 0, err
+    run = run_folder(out)
+    for f in ("config.json", "vocab.json", "history.csv", "weights.safetensors",
+              "samples.txt", "results.json"):
+        assert (run / f).is_file(), f
+    with open(run / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [2, 3] and all(r["val_loss"] for r in rows)
+    corpus = (load_tiny_shakespeare() if name == "shakespeare-char"
+              else "\n".join(load_names()) + "\n")
+    vocab = set(json.loads((run / "vocab.json").read_text())["vocab"])
+    assert vocab == set(corpus)
+    assert set((run / "samples.txt").read_text()) <= vocab
+    code, out, err = cli(capsys, "sample", run, "--tokens", 50, "--temperature", 0.8,
+                         "--top-k", 5, "--seed", 3)
+    assert code == 0, err
+    text = out[:-1]  # print's newline
+    assert len(text) == 50 and set(text) <= vocab
+    assert cli(capsys, "sample", run, "--tokens", 50, "--temperature", 0.8, "--top-k", 5,
+               "--seed", 3)[1] == out  # the seed decides
+    if name == "shakespeare-char":
+        assert (run / "loss.png").stat().st_size > 1000
+        code, out, _ = cli(capsys, "sample", run, "--prompt", "ROMEO:", "--tokens", 10)
+        assert out.startswith("ROMEO:") and len(out) == 17
+
+
+def test_sample_errors(tmp_path, capsys):
+    code, _, err = cli(capsys, "sample", tmp_path)
+    assert code == 2 and "not a text run folder" in err
+    code, out, _ = cli(capsys, "train", "--preset", "names-bigram", "--runs-dir", tmp_path,
+                       *TINY, "--no-plots")
+    code, _, err = cli(capsys, "sample", run_folder(out), "--prompt", "Zoë")
+    assert code == 2 and "character 'Z' is not in the run's vocabulary" in err
+
+
+def test_a_config_of_your_own_txt_file(tmp_path, capsys):
+    (tmp_path / "poem.txt").write_text("the cat sat on the mat. " * 20)
+    (tmp_path / "c.toml").write_text(
+        'name = "poem"\nsteps = 4\neval_every = 2\neval_steps = 1\nbatch_size = 2\n'
+        'data = { name = "poem.txt", block_size = 8 }\n'
+        'model = { name = "gpt", n_layer = 1, n_head = 1, n_embd = 8 }\n'
+        'sample = { tokens = 20 }\n')
+    code, out, err = cli(capsys, "train", tmp_path / "c.toml", "--runs-dir", tmp_path,
+                         "--verbose", "0", "--no-plots")
+    assert code == 0, err
+    assert set((run_folder(out) / "samples.txt").read_text()) <= set("the cat sat on mat.\n")
+    (tmp_path / "bad.toml").write_text('data = { name = "poem.txt" }\nmodel = { name = "gtp" }\n')
+    code, _, err = cli(capsys, "train", tmp_path / "bad.toml", "--runs-dir", tmp_path)
+    assert code == 2 and "model.name: expected one of gpt, bigram, mlp, rnn, gru, got 'gtp'" in err
+    code, _, err = cli(capsys, "train", "--preset", "names-bigram", "--epochs", 2)
+    assert code == 2 and "--epochs: a text config trains by steps; use --set steps=N" in err
+
+
+def test_resume_a_text_run_with_more_steps_equals_the_longer_run(tmp_path, capsys):
+    from ember.train.checkpoint import load
+
+    common = ["--preset", "names-bigram", "--set", "eval_every=2", "--set", "eval_steps=1",
+              "--set", "batch_size=2", "--verbose", "0", "--no-plots"]
+    code, out, err = cli(capsys, "train", "--runs-dir", tmp_path / "a", "--set", "steps=4",
+                         *common)
+    full = load(run_folder(out) / "weights.safetensors")
+    code, out, err = cli(capsys, "train", "--runs-dir", tmp_path / "b", "--set", "steps=2",
+                         *common)
+    run = run_folder(out)
+    code, out, err = cli(capsys, "train", "--resume", run, "--set", "steps=4", "--verbose", 0,
+                         "--no-plots")
+    assert code == 0, err
+    resumed = load(run / "weights.safetensors")
+    assert resumed.keys() == full.keys()
+    for k in full:
+        assert (resumed[k] == full[k]).all(), k
+    assert "step 4" in out
+    code, out, err = cli(capsys, "summary", run)
+    assert code == 0 and "Total params: 729" in out  # 27 x 27 logits table
+    code, _, err = cli(capsys, "evaluate", run)
+    assert code == 2 and "a text run (a language model)" in err
