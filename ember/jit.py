@@ -622,14 +622,15 @@ class StateSlots:
 
 def state_slots(*objects: Any) -> StateSlots:
     """The state slots of ``objects`` (Modules, Optimizers, Tensors that require grad) plus
-    ember's random stream, in the order :func:`jit` uses.
+    ember's random stream, in the order :func:`jit` uses: for a Linear and SGD, the random
+    stream, weight and its gradient, bias and its gradient, and the optimizer's state list.
 
     Example:
         >>> from ember import nn, optim
         >>> from ember.jit import state_slots
         >>> model = nn.Linear(3, 2)
-        >>> len(state_slots(model, optim.SGD(model.parameters(), lr=0.1)).get())
-        7
+        >>> len(state_slots(model, optim.SGD(model.parameters(), lr=0.1)).get())  # see below
+        6
     """
     return StateSlots(JitFunction._slots(list(objects)))
 

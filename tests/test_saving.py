@@ -77,6 +77,20 @@ def _sequence_cases():
         ("lstm", nn.LSTM(3, 4, bidirectional=True), (5, 3)),
         ("gru", nn.GRU(3, 4), (5, 3)),
         ("cells", nn.ModuleList([nn.RNNCell(3, 4), nn.LSTMCell(3, 4), nn.GRUCell(3, 4)]), (3,)),
+        *_model_cases(),
+    ]
+
+
+def _model_cases():
+    """The reference language models of ember.models (token indices in [0, 10))."""
+    from ember import models
+
+    return [
+        ("gpt", models.GPT(10, block_size=8, n_layer=2, n_head=2, n_embd=8), ("int64", 5)),
+        ("bigram", models.Bigram(10), ("int64", 5)),
+        ("mlp-lm", models.MLP(10, block_size=3, n_embd=4, n_embd2=8), ("int64", 5)),
+        ("rnn-lm", models.RNNLM(10, n_embd=4, n_embd2=6, block_size=8), ("int64", 5)),
+        ("gru-lm", models.GRULM(10, n_embd=4, n_embd2=6, block_size=8), ("int64", 5)),
     ]
 
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import ember
 from ember import nn
+from ember.creation import tensor
 from ember.models.sampling import generate
 from ember.tensor import Tensor
 
@@ -91,7 +91,7 @@ class GPT(nn.Module):
         _gpt2_init(self, n_layer)
 
     def forward(self, idx: Any) -> Tensor:
-        idx = idx if isinstance(idx, Tensor) else ember.tensor(idx)
+        idx = idx if isinstance(idx, Tensor) else tensor(idx)
         if idx.ndim != 2:
             raise ValueError(f"GPT: expected token indices (batch, time), got shape {idx.shape}")
         t = idx.shape[1]

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import ember
 from ember import nn
+from ember.creation import full, randn, tensor, zeros
 from ember.models.sampling import generate
+from ember.ops.index import Embedding as _Embedding
+from ember.ops.shape import concatenate
 from ember.tensor import Tensor
 
 __all__ = ["Bigram", "MLP", "RNNLM", "GRULM"]
 
 
 def _tokens(owner: str, idx: Any) -> Tensor:
-    idx = idx if isinstance(idx, Tensor) else ember.tensor(idx)
+    idx = idx if isinstance(idx, Tensor) else tensor(idx)
     if idx.ndim != 2:
         raise ValueError(f"{owner}: expected token indices (batch, time), got shape {idx.shape}")
     return idx
@@ -65,10 +67,10 @@ class Bigram(_LanguageModel):
     def __init__(self, vocab_size: int) -> None:
         super().__init__()
         self.vocab_size, self.block_size = vocab_size, 1
-        self.logits = nn.Parameter(ember.zeros(vocab_size, vocab_size))
+        self.logits = nn.Parameter(zeros(vocab_size, vocab_size))
 
     def forward(self, idx: Any) -> Tensor:
-        return ember.embedding(_tokens("Bigram", idx), self.logits)
+        return _Embedding.apply(_tokens("Bigram", idx), self.logits)
 
 
 class MLP(_LanguageModel):
@@ -86,7 +88,7 @@ class MLP(_LanguageModel):
                  n_embd2: int = 64) -> None:
         super().__init__()
         self.vocab_size, self.block_size = vocab_size, block_size
-        self.wte = nn.Parameter(ember.randn(vocab_size + 1, n_embd))  # + the blank token
+        self.wte = nn.Parameter(randn(vocab_size + 1, n_embd))  # + the blank token
         self.mlp = nn.Sequential(nn.Linear(block_size * n_embd, n_embd2), nn.Tanh(),
                                  nn.Linear(n_embd2, vocab_size))
 
@@ -95,10 +97,10 @@ class MLP(_LanguageModel):
         b, t = idx.shape
         embs = []
         for k in range(self.block_size):  # the token k steps back, blank before the start
-            blank = ember.full((b, min(k, t)), self.vocab_size, dtype=idx.dtype)
-            back = ember.concatenate([blank, idx[:, :t - k]], axis=1) if k else idx
-            embs.append(ember.embedding(back, self.wte))
-        return self.mlp(ember.concatenate(embs, axis=-1))
+            blank = full((b, min(k, t)), self.vocab_size, dtype=idx.dtype)
+            back = concatenate([blank, idx[:, :t - k]], axis=1) if k else idx
+            embs.append(_Embedding.apply(back, self.wte))
+        return self.mlp(concatenate(embs, axis=-1))
 
 
 class RNNLM(_LanguageModel):
@@ -118,15 +120,15 @@ class RNNLM(_LanguageModel):
                  block_size: int = 32) -> None:
         super().__init__()
         self.vocab_size, self.block_size = vocab_size, block_size
-        self.start = nn.Parameter(ember.zeros(1, 1, n_embd2))  # the hidden state before token 0
-        self.wte = nn.Parameter(ember.randn(vocab_size, n_embd))
+        self.start = nn.Parameter(zeros(1, 1, n_embd2))  # the hidden state before token 0
+        self.wte = nn.Parameter(randn(vocab_size, n_embd))
         self.rnn = getattr(nn, self._cell)(n_embd, n_embd2, batch_first=True)
         self.lm_head = nn.Linear(n_embd2, vocab_size)
 
     def forward(self, idx: Any) -> Tensor:
         idx = _tokens(type(self).__name__, idx)
         h0 = self.start.broadcast_to((1, idx.shape[0], self.start.shape[-1]))
-        out, _ = self.rnn(ember.embedding(idx, self.wte), h0)
+        out, _ = self.rnn(_Embedding.apply(idx, self.wte), h0)
         return self.lm_head(out)
 
 

@@ -15,8 +15,12 @@ from typing import Any
 
 import numpy as np  # host-side only: the generated text is kept on the host
 
-import ember
+from ember import random as _random
+from ember.creation import tensor
+from ember.function import no_grad
 from ember.jit import jit
+from ember.ops.elementwise import Where as _Where
+from ember.ops.index import take_along_axis, topk
 from ember.tensor import Tensor
 
 __all__ = ["sample_next", "generate"]
@@ -45,9 +49,9 @@ def sample_next(logits: Tensor, temperature: float = 1.0, top_k: int | None = No
         k = min(int(top_k), logits.shape[-1])
         if k < 1:
             raise ValueError(f"sample_next: top_k must be >= 1, got {top_k!r}")
-        kth = ember.topk(logits, k, axis=-1)[0][:, k - 1:k]
-        logits = ember.where(logits < kth, float("-inf"), logits)
-    return ember.random.categorical(logits)[:, 0]
+        kth = topk(logits, k, axis=-1)[0][:, k - 1:k]
+        logits = _Where.apply(logits < kth, float("-inf"), logits)
+    return _random.categorical(logits)[:, 0]
 
 
 def _sample_at(model: Any, window: Tensor, at: Tensor, temperature: float,
@@ -55,7 +59,7 @@ def _sample_at(model: Any, window: Tensor, at: Tensor, temperature: float,
     """The next token after position ``at`` (B, 1, 1) of each row of ``window``."""
     logits = model(window)
     at = at.broadcast_to((at.shape[0], 1, logits.shape[-1]))
-    return sample_next(ember.take_along_axis(logits, at, axis=1)[:, 0], temperature, top_k)
+    return sample_next(take_along_axis(logits, at, axis=1)[:, 0], temperature, top_k)
 
 
 # One compiled program per model structure and window shape on JAX (eager on NumPy); ember's
@@ -79,7 +83,7 @@ def generate(model: Any, idx: Any, max_new_tokens: int, temperature: float = 1.0
         >>> out.shape, out[:, :2].tolist()
         ((1, 5), [[1, 2]])
     """
-    idx = idx if isinstance(idx, Tensor) else ember.tensor(idx)
+    idx = idx if isinstance(idx, Tensor) else tensor(idx)
     if idx.ndim == 1:
         idx = idx.reshape(1, -1)
     if idx.ndim != 2 or idx.dtype.kind not in "iu" or idx.shape[1] == 0:
@@ -94,7 +98,7 @@ def generate(model: Any, idx: Any, max_new_tokens: int, temperature: float = 1.0
     was_training = model.training
     model.eval()
     try:
-        with ember.no_grad():
+        with no_grad():
             for t in range(t0, t0 + max_new_tokens):
                 lo = 0 if block_size is None else max(0, t - block_size)
                 window = seq[:, lo:t]
@@ -104,9 +108,9 @@ def generate(model: Any, idx: Any, max_new_tokens: int, temperature: float = 1.0
                     # position n - 1 ignore the padding, and every step has the same shapes
                     # (compiled once on JAX, not once per context length).
                     window = np.pad(window, ((0, 0), (0, block_size - n)))
-                at = ember.tensor(np.full((b, 1, 1), n - 1))
-                nxt = _next_token(model, ember.tensor(window), at, temperature, top_k)
+                at = tensor(np.full((b, 1, 1), n - 1))
+                nxt = _next_token(model, tensor(window), at, temperature, top_k)
                 seq[:, t] = nxt.numpy()
     finally:
         model.train(was_training)
-    return ember.tensor(seq)
+    return tensor(seq)

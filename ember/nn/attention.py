@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import ember
 from ember import backend
 from ember import random as _random
 from ember.nn import init as _init
@@ -22,6 +21,8 @@ from ember.nn.containers import Sequential
 from ember.nn.layers import Dropout, Lambda, LayerNorm, Linear
 from ember.nn.module import Module, Parameter
 from ember.nn.norm import RMSNorm
+from ember.ops.attention import scaled_dot_product_attention
+from ember.ops.dropout import dropout
 from ember.tensor import Tensor
 
 __all__ = ["MultiheadAttention", "TransformerBlock", "TransformerEncoderLayer"]
@@ -195,12 +196,12 @@ class MultiheadAttention(Module):
                 else:
                     scores = scores + mask
             weights = scores.softmax(axis=-1)
-            attn = ember.dropout(weights, p_drop, rng) if p_drop else weights  # type: ignore
+            attn = dropout(weights, p_drop, rng) if p_drop else weights  # type: ignore
             out = attn @ v
             if average_attn_weights:
                 weights = weights.mean(axis=1)
         else:
-            out = ember.scaled_dot_product_attention(  # type: ignore[attr-defined]
+            out = scaled_dot_product_attention(  # type: ignore[attr-defined]
                 q, k, v, mask=mask, is_causal=is_causal, dropout_p=p_drop, rng_key=rng)
         out = self.out_proj(out.swapaxes(1, 2).reshape(b, t, e))
         if not self.batch_first:

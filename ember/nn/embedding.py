@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import ember
 from ember import backend
 from ember.nn import init as _init
 from ember.nn.module import Module, Parameter
+from ember.ops.index import Embedding as _EmbeddingOp
 from ember.tensor import Tensor, as_array
 
 __all__ = ["Embedding"]
@@ -91,8 +91,8 @@ class Embedding(Module):
                 raise IndexError(f"{self.path()} ({self.describe()}): index {bad} is out of range "
                                  f"for {self.num_embeddings} embeddings (valid: 0.."
                                  f"{self.num_embeddings - 1})")
-        return ember.embedding(  # type: ignore[attr-defined, no-any-return]
-            Tensor._make(data, False, None), self.weight, padding_idx=self.padding_idx)
+        return _EmbeddingOp.apply(Tensor._make(data, False, None), self.weight,
+                                  padding_idx=self.padding_idx)
 
     def describe(self) -> str:
         return f"Embedding {self.num_embeddings}x{self.embedding_dim}"

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import ember
 from ember import backend
 from ember import random as _random
 from ember.nn import init as _init
 from ember.nn.module import Module, Parameter
+from ember.ops.dropout import dropout
 from ember.ops.recurrent import GRUScan, LSTMScan, RNNScan
+from ember.ops.shape import concatenate, stack
 from ember.tensor import Tensor
 
 __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU"]
@@ -271,7 +272,7 @@ class _Recurrent(Module):
     def _drop(self, x: Tensor) -> Tensor:
         keys = backend.get().split(self.dropout_key.data, 2)
         self.dropout_key = keys[0]
-        return ember.dropout(x, self.dropout, keys[1])  # type: ignore[attr-defined, no-any-return]
+        return dropout(x, self.dropout, keys[1])  # type: ignore[attr-defined, no-any-return]
 
     def _run(self, x: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         """All layers over time-major ``x``; ``states`` holds each initial state tensor
@@ -292,8 +293,8 @@ class _Recurrent(Module):
                 outs.append(out)
                 for f, v in zip(finals, last):
                     f.append(v)
-            x = outs[0] if len(outs) == 1 else ember.concatenate(outs, axis=-1)
-        return x, [ember.stack(f, axis=0) for f in finals]
+            x = outs[0] if len(outs) == 1 else concatenate(outs, axis=-1)
+        return x, [stack(f, axis=0) for f in finals]
 
     def _direction(self, x: Tensor, h0: list[Tensor], w_ih: Tensor, w_hh: Tensor,
                    b_ih: Tensor | None, b_hh: Tensor | None, reverse: bool
