@@ -47,6 +47,10 @@ times samples/s over the float32 GEMM rate of this machine, measured in the same
 1024^3 NumPy matmul. Targets (issue 17): ember-numpy >= 1.2x and ember-jax step >= 1.2x PyTorch
 eager on both.
 
+Every framework gets the same number of CPU threads: one by default (``--threads N``; ``0`` leaves
+each its own default), set for BLAS (NumPy), torch and XLA before they start. One thread is also
+what a shared machine measures most steadily.
+
 Run it with ``python bench/conv.py`` (about a minute); ``--quick`` is a smoke test of a few seconds.
 """
 
@@ -63,15 +67,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-if "--threads" in sys.argv:  # before NumPy, torch and XLA start their thread pools
-    _threads = sys.argv[sys.argv.index("--threads") + 1]
+# The same number of CPU threads for every framework (a fair comparison): 1 unless --threads
+# says otherwise (0: each framework's own default). Set before NumPy, torch and XLA start their
+# thread pools.
+THREADS = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 1
+if THREADS:
     for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_var] = _threads
+        os.environ[_var] = str(THREADS)
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen="
-                               + ("false" if _threads == "1" else "true"))
+                               + ("false" if THREADS == 1 else "true")
+                               + f" intra_op_parallelism_threads={THREADS}")
 
-import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+import numpy as np  # noqa: E402
+from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
 
 # Measure this checkout's ember, installed or not.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -82,8 +90,8 @@ try:
     import torch
 except ImportError:  # optional: the comparison is skipped, ember never depends on torch
     torch = None
-if torch is not None and "--threads" in sys.argv:
-    torch.set_num_threads(int(sys.argv[sys.argv.index("--threads") + 1]))
+if torch is not None and THREADS:
+    torch.set_num_threads(THREADS)
 
 N, C_IN, C_OUT, H, W, K = 64, 16, 32, 14, 14, 3
 ROUNDS = 15
@@ -225,11 +233,18 @@ def jax_kernel_impls(x: np.ndarray, w: np.ndarray) -> list[Impl]:
         y = wa.reshape(C_OUT, -1) @ cols.reshape(C_IN * K * K, -1)
         return y.reshape(C_OUT, N, H, W).transpose(1, 0, 2, 3)
 
+    def channels_last(xa: Any, wa: Any) -> Any:  # XLA's convolution on NHWC / HWIO
+        y = lax.conv_general_dilated(xa.transpose(0, 2, 3, 1), wa.transpose(2, 3, 1, 0), (1, 1),
+                                     ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return y.transpose(0, 3, 1, 2)
+
     impls = []
     args = (jnp.asarray(x), jnp.asarray(w))
-    diff = float(jnp.abs(lax_conv(*args) - im2col_dot(*args)).max())
-    assert diff < 1e-4, f"the im2col+dot kernel differs from lax.conv by {diff}"
-    for name, fn in (("jax.jit lax.conv", lax_conv), ("jax.jit im2col+dot", im2col_dot)):
+    for fn in (im2col_dot, channels_last):
+        diff = float(jnp.abs(lax_conv(*args) - fn(*args)).max())
+        assert diff < 1e-4, f"the {fn.__name__} kernel differs from lax.conv by {diff}"
+    for name, fn in (("jax.jit lax.conv", lax_conv), ("jax.jit im2col+dot", im2col_dot),
+                     ("jax.jit lax.conv NHWC", channels_last)):
         compiled = jax.jit(jax.grad(lambda a, b, f=fn: f(a, b).sum(), argnums=(0, 1)))
 
         def step(c: Any = compiled) -> Any:
@@ -474,7 +489,8 @@ def run_models(names: list[str], rounds: int, target_s: float) -> None:
         limit, flops = statistics.median(gemm), flops_per_sample(layers)
         print(f"\n{name}: one SGD training step, batch {BATCH}, float32; {rounds} rounds; "
               f"{flops / 1e6:.2f} MFLOP/sample; GEMM limit {limit / 1e9:.0f} GFLOP/s = "
-              f"{limit / flops:,.0f} samples/s")
+              f"{limit / flops:,.0f} samples/s; {THREADS or 'default'} thread(s) per framework; "
+              f"load average {os.getloadavg()[0]:.1f}")
         print(f"{'implementation':<24}{'samples/s':>12}{'range':>22}{'/ PyTorch':>11}"
               f"{'of limit':>10}")
         base = impls[-1] if torch is not None else None
@@ -495,9 +511,9 @@ def main() -> None:
                         help="comma-separated CNN training steps to time after the layer: "
                              "W2,LeNet5 ('' for none)")
     parser.add_argument("--skip-layer", action="store_true", help="only the CNN training steps")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=int, default=1,
                         help="threads for every framework (BLAS, torch, XLA's Eigen pool); "
-                             "default: each framework's own choice")
+                             "0: each framework's own choice (default: 1)")
     args = parser.parse_args()
     rounds = args.rounds or (QUICK_ROUNDS if args.quick else ROUNDS)
     target_s = QUICK_TARGET_S if args.quick else TARGET_S
@@ -532,7 +548,9 @@ def main() -> None:
     print(f"Conv2D({C_IN}->{C_OUT}, {K}x{K}, padding 1) forward+backward on a "
           f"({N}, {C_IN}, {H}, {W}) float32 batch; {rounds} rounds")
     print(f"python {platform.python_version()}, numpy {np.__version__}, "
-          f"{os.cpu_count()} CPUs" + (f", torch {torch.__version__}" if torch else ""))
+          f"{os.cpu_count()} CPUs" + (f", torch {torch.__version__}" if torch else "")
+          + f"; {THREADS or 'default'} thread(s) per framework; load average "
+          f"{os.getloadavg()[0]:.1f}")
     print(f"{'implementation':<26}{'samples/s (median)':>20}{'range':>22}")
     for impl in everything:
         lo, hi = min(impl.rates), max(impl.rates)
@@ -549,9 +567,11 @@ def main() -> None:
               f"(target >= {TORCH_TARGET}x: {'met' if ratio >= TORCH_TARGET else 'NOT met'})")
     else:
         print("PyTorch is not installed: no comparison with PyTorch eager")
-    lax_k, col_k = kernels
+    lax_k, col_k, last_k = kernels
     print(f"JAX kernel under jax.jit: lax.conv / im2col+dot = "
-          f"{per_round_ratio(lax_k, col_k):.2f}x (ember's JAX backend uses lax.conv)")
+          f"{per_round_ratio(lax_k, col_k):.2f}x, lax.conv / NHWC lax.conv = "
+          f"{per_round_ratio(lax_k, last_k):.2f}x (ember's JAX backend uses lax.conv: whole "
+          f"W2 and LeNet-5 steps under ember.jit were no faster with an im2col lowering)")
     run_models(models, rounds, target_s)
 
 
