@@ -190,6 +190,12 @@ def _unflatten(tree: Any, leaves: list[Any]) -> Any:
     return leaves.pop(0)
 
 
+def _fill(tree: Any, values: list[Any]) -> Any:
+    """``tree``'s structure with its non-None leaves replaced by ``values`` in order."""
+    leaves = list(values)
+    return _unflatten(tree, [None if x is None else leaves.pop(0) for x in _leaves(tree)])
+
+
 def _names(name: str | list[str] | tuple[str, ...], n: int, what: str) -> list[str]:
     if isinstance(name, str):
         return [name] + [f"{name}_{i}" for i in range(1, n)]
@@ -232,9 +238,10 @@ def export(model: Module, example_input: Any, path: str | os.PathLike[str],
             a name ``n`` for several makes ``n``, ``n_1``, ...). A model that returns a tuple
             (MultiheadAttention's output and weights, an RNN's output and state) has one graph
             output per tensor (a None, e.g. ``need_weights=False``'s weights, is left out).
-        dynamic_axes: more axes of any size, by input name, e.g. ``{"input": {1: "length"}}`` for
-            a sequence model's time axis (inputs that share a name share the size). Converters
-            of the layers that read the example's sizes (Flatten, pools) fix them.
+        dynamic_axes: the axes of any size of the inputs it names (replacing the batch axis
+            there), e.g. ``{"input": {0: "batch", 1: "length"}}`` for a sequence model, ``{1:
+            "batch"}`` for an RNN's h_0; axes that share a name share the size. Converters of
+            layers that read the example's sizes (Flatten, pools) keep those fixed.
         forward_kwargs: keyword arguments of the forward call, fixed in the graph (e.g.
             ``{"is_causal": True, "need_weights": False}`` for MultiheadAttention, a constant
             ``attn_mask``).
@@ -260,7 +267,8 @@ def export(model: Module, example_input: Any, path: str | os.PathLike[str],
     if not isinstance(model, Module):
         raise TypeError(f"ember.onnx.export: expected a Module, got {type(model).__name__}")
     structure = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
-    xs = [x if isinstance(x, Tensor) else Tensor(x) for x in _leaves(structure)]
+    given = [x for x in _leaves(structure) if x is not None]  # a None argument stays None
+    xs = [x if isinstance(x, Tensor) else Tensor(x) for x in given]
     in_names = _names(input_name, len(xs), "input")
     kwargs = dict(forward_kwargs or {})
     axes: dict[str, dict[int, str]] = {n: {} for n in in_names}
@@ -272,7 +280,7 @@ def export(model: Module, example_input: Any, path: str | os.PathLike[str],
         if n not in axes:
             raise ValueError(f"ember.onnx.export: dynamic_axes names input {n!r}; the inputs "
                              f"are {in_names}")
-        axes[n].update(extra)
+        axes[n] = dict(extra)
     shapes: dict[int, tuple[int, ...]] = {}
     handles = []
     for _, m in model.named_modules():
@@ -285,7 +293,7 @@ def export(model: Module, example_input: Any, path: str | os.PathLike[str],
     model.eval()
     try:
         with no_grad():
-            y = model(*_unflatten(structure, list(xs)), **kwargs)
+            y = model(*_fill(structure, xs), **kwargs)
             for h in handles:
                 h.remove()
             handles = []
@@ -301,7 +309,7 @@ def export(model: Module, example_input: Any, path: str | os.PathLike[str],
                 xs2 = [_resized(x, {k: new_size[s][1] for k, s in axes[n].items()})
                        for n, x in zip(in_names, xs)]
                 try:
-                    y2 = model(*_unflatten(structure, xs2), **kwargs)
+                    y2 = model(*_fill(structure, xs2), **kwargs)
                 except Exception as e:
                     raise ExportError(f"ember.onnx.export: {type(model).__name__} fails on "
                                       f"inputs resized along the dynamic axes {axes} ({e}); "
@@ -325,7 +333,7 @@ def export(model: Module, example_input: Any, path: str | os.PathLike[str],
     for n, x in zip(in_names, xs):
         g.types[n] = np.dtype(x.dtype)
         g.input_shapes[n] = tuple(x.shape)
-    args = _unflatten(structure, list(in_names))
+    args = _fill(structure, in_names)
     outs = _leaves(g.convert(model, *args, **kwargs))
     if len(outs) != len(ys) or any((o is None) != (t is None) for o, t in zip(outs, ys)):
         raise ExportError(f"{model.path()} ({type(model).__name__}): its converter gave "
