@@ -476,10 +476,19 @@ def test_sequence_export_errors(tmp_path):
                        r"fixed key has no export; give it as a graph input"):
         ember.onnx.export(mha, ember.zeros(1, 3, 8), tmp_path / "m.onnx",
                           forward_kwargs={"key": ember.zeros(1, 5, 8)}, dynamic_batch=False)
-    with pytest.raises(ember.onnx.ExportError, match=r"^model \(Sequential\): its converter "
-                       r"takes .*not the further arguments given"):
-        ember.onnx.export(nn.Sequential(nn.Linear(3, 3)), (ember.zeros(1, 3), ember.zeros(1, 3)),
-                          tmp_path / "m.onnx")
+
+    class Gated(nn.Linear):  # its forward takes a second input; the converter it borrows does not
+        def forward(self, x, gate):
+            return super().forward(x) * gate
+
+    ember.onnx.converter(Gated)(ember.onnx.CONVERTERS[nn.Linear])
+    try:
+        with pytest.raises(ember.onnx.ExportError, match=r"^model \(Gated\): its converter "
+                           r"takes \(g: .*not the further arguments given"):
+            ember.onnx.export(Gated(3, 3), (ember.zeros(1, 3), ember.zeros(1, 3)),
+                              tmp_path / "m.onnx")
+    finally:
+        del ember.onnx.CONVERTERS[Gated]
     with pytest.raises(ember.onnx.ExportError, match=r"fails on inputs resized along the "
                        r"dynamic axes .*export with dynamic_batch=False"):
         ember.onnx.export(nn.LSTM(3, 4), (ember.zeros(2, 5, 3), (ember.zeros(1, 2, 4),
