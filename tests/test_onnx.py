@@ -495,3 +495,32 @@ def test_sequence_export_errors(tmp_path):
                                                                    ember.zeros(1, 2, 4))),
                           tmp_path / "m.onnx")  # h_0's batch is axis 1: dynamic_axes says so
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_cli_export_of_a_text_run(tmp_path):
+    """`ember export` on a GPT trained by `ember train --preset shakespeare-char`: token indices
+    of any batch and length up to the context in, logits out, as the run's model computes."""
+    from ember.cli import main
+
+    runs = tmp_path / "runs"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["train", "--preset", "shakespeare-char", "--runs-dir", str(runs),
+                     "--set", "steps=2", "--set", "eval_every=2", "--set", "eval_steps=1",
+                     "--set", "batch_size=2", "--set", "sample.tokens=5", "--set",
+                     "model.n_layer=1", "--set", "model.n_head=2", "--set", "model.n_embd=16",
+                     "--set", "data.block_size=8", "--verbose", "0", "--no-plots"]) == 0
+    (run_dir,) = runs.iterdir()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["export", str(run_dir)]) == 0
+    assert "(batch, length <= 8) of token indices" in out.getvalue()
+    if (run_dir / "model.safetensors").is_file():
+        model = ember.load_run(run_dir).model
+    else:  # a run that wrote only weights.safetensors
+        from ember.cli.commands import _text_model
+
+        model = _text_model(str(run_dir))[0]
+    assert type(model).__name__ == "GPT"
+    idx = np.random.default_rng(0).integers(0, model.vocab_size, (3, 6))
+    np.testing.assert_allclose(_run(run_dir / "model.onnx", idx), to_np(model(ember.tensor(idx))),
+                               atol=1e-5, rtol=1e-5)

@@ -31,7 +31,7 @@ Commands
 ``ember export RUN_DIR [-o MODEL.onnx]``
     Writes the run's trained model (in eval mode, batch axis dynamic) as an ONNX file, default
     ``RUN_DIR/model.onnx`` (needs ``pip install "ember[onnx]"``; ``ember.onnx.export`` in
-    Python).
+    Python). A text run's language model takes token indices (batch, length), both dynamic.
 ``ember info``
     The versions of ember, Python, NumPy, JAX and friends, the active backend, JAX's devices.
 ``ember gradcheck [--backend numpy|jax] [--op NAME]``
@@ -319,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="write a trained run's model as an ONNX file",
                         description="Export RUN_DIR's trained model (eval mode) to ONNX with "
-                        "a dynamic batch axis; needs the onnx package (ember[onnx]).")
+                        "a dynamic batch axis (a text run's language model: token indices, "
+                        "batch and length dynamic); needs the onnx package (ember[onnx]).")
     ex.add_argument("run_dir", metavar="RUN_DIR")
     ex.add_argument("-o", "--output", metavar="MODEL.onnx",
                     help="default: RUN_DIR/model.onnx")
