@@ -128,6 +128,10 @@ Config keys
     ``--tensorboard DIR`` sets ``tensorboard = {log_dir = DIR}``.
 ``steps_per_execution``
     Steps per compiled dispatch on JAX (an integer or ``"epoch"``), default 1.
+``accumulate_steps``
+    Gradient accumulation: each optimizer step sums the gradients of this many batches, like
+    one step on a batch this many times larger (``fit(accumulate_steps=k)``), default 1; on
+    JAX it needs ``steps_per_execution = 1``. ``--set accumulate_steps=4`` on the command line.
 
 An example (``ember train spirals.toml``; the same in JSON works on any Python)::
 
@@ -250,9 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint/ (after every epoch), history.csv, results.json and PNG plots.",
         epilog=f"presets: {', '.join(preset_names())}\nconfig keys: name, model, input_shape, "
         f"data, loss, optimizer, epochs, batch_size,\n  metrics, backend, seed, "
-        f"validation_split, callbacks, steps_per_execution\n(described with an example in "
-        f"`python -m pydoc ember.cli`)\nexample: ember train --preset mnist-mlp --epochs 3 "
-        f"--set data.limit=1000")
+        f"validation_split, callbacks, steps_per_execution,\n  accumulate_steps (described "
+        f"with an example in `python -m pydoc ember.cli`)\nexample: ember train --preset "
+        f"mnist-mlp --epochs 3 --set data.limit=1000")
     train.add_argument("config", nargs="?", help="a .toml or .json config file")
     train.add_argument("--preset", metavar="NAME", help=f"a shipped config: "
                        f"{', '.join(preset_names())}")

@@ -332,6 +332,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         with _CtrlC() as ctrl_c:  # last: an epoch's checkpoint is written before it stops
             history = trainer.fit(data.x_train, data.y_train, epochs=cfg["epochs"],
                                   batch_size=cfg["batch_size"],
+                                  accumulate_steps=cfg.get("accumulate_steps", 1),
                                   validation_split=cfg["validation_split"],
                                   callbacks=[*callbacks, ctrl_c], verbose=args.verbose,
                                   resume_from=ckpt if resume else None)
