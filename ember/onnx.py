@@ -15,16 +15,23 @@ that names the layer. A new layer is one entry::
 where ``g`` is the :class:`Graph` being built, ``m`` the layer and ``x`` the name of its input;
 the converter returns the name of its output (``g.node(...)`` adds a node and returns its output
 name, ``g.const(array)`` an initializer, ``g.input_shape(m)`` the shape ``m`` saw on the example).
+A layer whose forward takes more arguments (attention's key, value and masks, an RNN's state)
+gets them after ``x``, as graph names or fixed values, and a layer that returns a tuple returns
+a tuple of names.
 
-Only the batch axis is dynamic, so converters may use the example's other sizes: ``ceil_mode``'s
-partial windows become explicit padding, and an adaptive pool becomes a global pool, one plain
-pool (equal windows) or per-window slices and reductions (PyTorch's uneven windows).
+The batch axis is dynamic by default and ``dynamic_axes`` makes more axes dynamic (a sequence's
+length): the converters of the sequence layers and models read sizes at run time (``Shape``),
+while those of Flatten and the pools use the example's sizes: ``ceil_mode``'s partial windows
+become explicit padding, and an adaptive pool becomes a global pool, one plain pool (equal
+windows) or per-window slices and reductions (PyTorch's uneven windows). Recurrences use ONNX's
+RNN/LSTM/GRU nodes, with PyTorch's gate blocks reordered to ONNX's (LSTM i, f, g, o -> i, o, f,
+c; GRU r, z, n -> z, r, h with ``linear_before_reset``).
 
 Example:
     >>> import os, tempfile
     >>> import numpy as np, onnxruntime
     >>> import ember
-from ember import nn
+    >>> from ember import nn
     >>> model = nn.Sequential(nn.Linear(3, 8, activation="relu"), nn.Linear(8, 2))
     >>> path = os.path.join(tempfile.mkdtemp(), "mlp.onnx")
     >>> ember.onnx.export(model, ember.ones(1, 3), path)
