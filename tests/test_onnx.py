@@ -308,7 +308,13 @@ SEQUENCE_MODELS = {
 }
 
 
-@pytest.mark.parametrize("name", list(SEQUENCE_MODELS))
+# every case on NumPy; on JAX, whose eager ops compile for each new shape (~10-50 s a case on a
+# loaded 2-core machine), the cases that cover each converter's options
+JAX_MODELS = ("gpt", "mlp", "grulm")
+
+
+@pytest.mark.parametrize(("backend", "name"), [("numpy", n) for n in SEQUENCE_MODELS]
+                         + [("jax", n) for n in JAX_MODELS], indirect=["backend"])
 def test_language_models_match_with_any_batch_and_length(backend, tmp_path, name):
     ember.manual_seed(6)
     model = SEQUENCE_MODELS[name]()
@@ -422,7 +428,14 @@ def _leaves(tree):
     return [tree]
 
 
-@pytest.mark.parametrize("name", [c[0] for c in SEQUENCE_CASES])
+JAX_CASES = ("mha-cross-padding", "block-causal-rms-relu", "block-post-padding",
+             "rnn-relu-2layers-state", "lstm-2layers-bidirectional-state",
+             "gru-3layers-bidirectional-state", "rnncell-relu-state", "lstmcell-state-nobias",
+             "grucell-state")
+
+
+@pytest.mark.parametrize(("backend", "name"), [("numpy", c[0]) for c in SEQUENCE_CASES]
+                         + [("jax", n) for n in JAX_CASES], indirect=["backend"])
 def test_sequence_layers_match_on_both_backends(backend, tmp_path, name):
     ember.manual_seed(8)
     _, make, inputs = next(c for c in SEQUENCE_CASES if c[0] == name)
