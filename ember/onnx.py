@@ -288,6 +288,17 @@ def export(model: Module, example_input: Any, path: str | os.PathLike[str],
             raise ValueError(f"ember.onnx.export: dynamic_axes names input {n!r}; the inputs "
                              f"are {in_names}")
         axes[n] = dict(extra)
+    sizes_seen: dict[str, int] = {}
+    for n, x in zip(in_names, xs):
+        for k, size_name in axes[n].items():
+            if not -x.ndim <= k < x.ndim:
+                raise ValueError(f"ember.onnx.export: dynamic_axes gives axis {k} of input {n!r}, "
+                                 f"which has shape {tuple(x.shape)}")
+            if sizes_seen.setdefault(size_name, x.shape[k]) != x.shape[k]:
+                raise ValueError(f"ember.onnx.export: dynamic axis {size_name!r} has size "
+                                 f"{sizes_seen[size_name]} in one input and {x.shape[k]} in "
+                                 f"{n!r}; axes that share a name share the size (give them "
+                                 f"different names)")
     shapes: dict[int, tuple[int, ...]] = {}
     handles = []
     for _, m in model.named_modules():

@@ -537,3 +537,28 @@ def test_cli_export_of_a_text_run(tmp_path):
     idx = np.random.default_rng(0).integers(0, model.vocab_size, (3, 6))
     np.testing.assert_allclose(_run(run_dir / "model.onnx", idx), to_np(model(ember.tensor(idx))),
                                atol=1e-5, rtol=1e-5)
+
+
+def test_dynamic_axes_are_checked(tmp_path):
+    mha = nn.MultiheadAttention(4, 2)
+    q, kv = ember.zeros(2, 3, 4), ember.zeros(2, 5, 4)
+    with pytest.raises(ValueError, match=r"^ember.onnx.export: dynamic axis 'length' has size 3 "
+                       r"in one input and 5 in 'input_1'; axes that share a name share the size"):
+        ember.onnx.export(mha, (q, kv, kv), tmp_path / "m.onnx", dynamic_axes={
+            n: {0: "batch", 1: "length"} for n in ("input", "input_1", "input_2")})
+    with pytest.raises(ValueError, match=r"^ember.onnx.export: dynamic_axes gives axis 3 of "
+                       r"input 'input', which has shape \(2, 3, 4\)"):
+        ember.onnx.export(mha, q, tmp_path / "m.onnx", dynamic_axes={"input": {3: "x"}})
+    with pytest.raises(ValueError, match=r"dynamic_axes names input 'query'; the inputs are "
+                       r"\['input'\]"):
+        ember.onnx.export(mha, q, tmp_path / "m.onnx", dynamic_axes={"query": {1: "length"}})
+    # named inputs and outputs; the weights' axes follow the query's and the keys' lengths
+    ember.onnx.export(mha, (q, kv, kv), tmp_path / "m.onnx", input_name=["q", "k", "v"],
+                      output_name=["out", "weights"],
+                      dynamic_axes={"q": {0: "batch", 1: "length"}, "k": {0: "batch", 1: "keys"},
+                                    "v": {0: "batch", 1: "keys"}})
+    graph = onnx.load(tmp_path / "m.onnx").graph
+    assert [i.name for i in graph.input] == ["q", "k", "v"]
+    assert {o.name: [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim]
+            for o in graph.output} == {"out": ["batch", "length", 4],
+                                       "weights": ["batch", "length", "keys"]}
