@@ -504,11 +504,16 @@ def test_sequence_export_errors(tmp_path):
                               tmp_path / "m.onnx")
     finally:
         del ember.onnx.CONVERTERS[Gated]
-    with pytest.raises(ember.onnx.ExportError, match=r"fails on inputs resized along the "
-                       r"dynamic axes .*export with dynamic_batch=False"):
+    with pytest.raises(ValueError, match=r"dynamic axis 'batch' has size 2 in one input and 1 "
+                       r"in 'input_1'; axes that share a name share the size"):
         ember.onnx.export(nn.LSTM(3, 4), (ember.zeros(2, 5, 3), (ember.zeros(1, 2, 4),
                                                                    ember.zeros(1, 2, 4))),
                           tmp_path / "m.onnx")  # h_0's batch is axis 1: dynamic_axes says so
+    with pytest.raises(ember.onnx.ExportError, match=r"^ember.onnx.export: Sequential fails on "
+                       r"inputs resized along the dynamic axes .*export with "
+                       r"dynamic_batch=False"):  # the batch flattened into the features
+        ember.onnx.export(nn.Sequential(nn.Flatten(0, -1), nn.Linear(6, 2)), ember.zeros(2, 3),
+                          tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
 
 
