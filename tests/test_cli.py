@@ -384,7 +384,12 @@ ALL_DATA = "spirals, ellipses, moons, circles, xor, blobs, mnist, mnist-5k, fash
     (GOOD + "epoch = 3\n",
      "config.toml: epoch: unknown key; did you mean 'epochs'? allowed: name, model, input_shape, "
      "data, loss, optimizer, epochs, batch_size, metrics, backend, seed, validation_split, "
-     "callbacks, steps_per_execution"),
+     "callbacks, steps_per_execution, accumulate_steps"),
+    (GOOD + "accumulate_steps = 0\n", "config.toml: accumulate_steps: expected an integer >= 1, "
+     "got 0"),
+    (GOOD + 'backend = "jax"\naccumulate_steps = 2\nsteps_per_execution = "epoch"\n',
+     "config.toml: accumulate_steps: 2 runs one optimizer step per compiled call; it cannot be "
+     "combined with steps_per_execution = 'epoch' on JAX (set steps_per_execution = 1)"),
     (GOOD + 'epochs = "10"\n', "config.toml: epochs: expected an integer >= 1, got '10' (a "
      "string)"),
     (GOOD + "epochs = 2.5\n", "config.toml: epochs: expected an integer >= 1, got 2.5"),
@@ -552,3 +557,33 @@ def test_first_ctrl_c_stops_at_the_next_boundary_and_a_second_at_once():
         with pytest.raises(KeyboardInterrupt):
             ctrl_c._on_signal(signal.SIGINT, None)  # the second press interrupts at once
     assert signal.getsignal(signal.SIGINT) == before
+
+
+def test_accumulate_steps_in_a_config_trains_as_fit_does(tmp_path, monkeypatch, capsys):
+    """``accumulate_steps = 3`` in a config gives exactly the weights of the same run whose
+    Trainer.fit is called with accumulate_steps=3, and not those of a run without it."""
+    from ember.train.trainer import Trainer
+
+    monkeypatch.chdir(tmp_path)
+    base = GOOD + "epochs = 2\nbatch_size = 4\nseed = 1\n"
+
+    def weights(toml, accumulate=None):
+        (tmp_path / "c.toml").write_text(toml)
+        if accumulate is not None:
+            fit = Trainer.fit
+            monkeypatch.setattr(Trainer, "fit", lambda self, *a, **k: fit(
+                self, *a, **{**k, "accumulate_steps": accumulate}))
+        code, out, err = cli(capsys, "train", "c.toml", "--no-plots", "--runs-dir", "runs")
+        monkeypatch.undo()
+        monkeypatch.chdir(tmp_path)
+        assert code == 0, err
+        model = ember.load_run(run_folder(out)).model
+        return {k: np.asarray(v) for k, v in model.state_dict().items()}
+
+    from_config = weights(base + "accumulate_steps = 3\n")
+    from_fit = weights(base, accumulate=3)
+    plain = weights(base)
+    assert from_config.keys() == from_fit.keys()
+    for k in from_config:
+        np.testing.assert_array_equal(from_config[k], from_fit[k])
+    assert any(not np.array_equal(from_config[k], plain[k]) for k in plain)

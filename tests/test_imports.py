@@ -21,7 +21,7 @@ FLOORS = [
     ["ember.jit"],
     ["ember.models"],
     ["ember.train"],
-    ["ember.onnx"],  # export: reads modules of nn, writes ONNX graphs
+    ["ember.onnx"],  # export: reads modules of nn and ember.models, writes ONNX graphs
     ["ember.plot"],
     ["ember"],  # the facade: the everyday names of every floor below (ember.plot lazily)
     ["ember.cli", "ember.presets", "ember.__main__"],

@@ -346,3 +346,58 @@ def test_cli_tensorboard_without_tensorboardx_is_one_error_line(tmp_path, monkey
         "ember: error: --tensorboard: callbacks.tensorboard.log_dir: TensorBoard logs need the "
         "tensorboardX package: pip install \"ember[tensorboard]\"\n")
     assert not (tmp_path / "runs").exists()
+
+
+def read_graph(folder):
+    """(name, op, inputs, output shapes) of each node of the GraphDef in the event files."""
+    from tensorboardX.proto.graph_pb2 import GraphDef
+
+    graphs = [ev.graph_def for ev in read_events(folder) if ev.graph_def]
+    if not graphs:
+        return None
+    assert len(graphs) == 1
+    g = GraphDef()
+    g.ParseFromString(graphs[0])
+    return [(n.name, n.op, list(n.input),
+             [tuple(d.size for d in s.dim) for s in n.attr["_output_shapes"].list.shape])
+            for n in g.node]
+
+
+def test_tensorboard_model_graph(tmp_path, backend):
+    ember.manual_seed(0)
+    x, y = data()
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    t = ember.Trainer(model, "mse", "sgd")
+    t.fit(x, y, epochs=2, batch_size=8, validation_data=(x, y), verbose=0,
+          callbacks=[TensorBoard(tmp_path / "tb", histogram_freq=0)])
+    assert read_graph(tmp_path / "tb") == [
+        ("input", "Input", [], [(8, 3)]),
+        ("Sequential/0", "Linear", ["input"], [(8, 4)]),
+        ("Sequential/1", "Tanh", ["Sequential/0"], [(8, 4)]),
+        ("Sequential/2", "Linear", ["Sequential/1"], [(8, 1)])]
+    assert all(not m._forward_hooks for m in model.modules())  # the hooks are gone
+    t.fit(x, y, epochs=1, batch_size=8, verbose=0,
+          callbacks=[TensorBoard(tmp_path / "none", histogram_freq=0, write_graph=False)])
+    assert read_graph(tmp_path / "none") is None
+
+
+def test_tensorboard_graph_follows_residual_branches(tmp_path):
+    """The tensors between layers are traced through the ops of a custom forward: each residual
+    sum of a pre-norm TransformerBlock feeds the next layer from both of its branches."""
+    ember.manual_seed(0)
+    x = np.random.default_rng(0).normal(size=(16, 4, 8)).astype(np.float32)
+    model = nn.Sequential(nn.TransformerBlock(8, 2, mlp_ratio=2, causal=True), nn.Flatten(),
+                          nn.Linear(32, 1))
+    ember.Trainer(model, "mse", "sgd").fit(x, x[:, 0, :1], epochs=1, batch_size=8, verbose=0,
+                                           callbacks=[TensorBoard(tmp_path, histogram_freq=0)])
+    block = "Sequential/0/"
+    assert {name: (op, inputs) for name, op, inputs, _ in read_graph(tmp_path)} == {
+        "input": ("Input", []),
+        block + "norm1": ("LayerNorm", ["input"]),
+        block + "attn/out_proj": ("Linear", [block + "norm1"]),
+        block + "norm2": ("LayerNorm", [block + "attn/out_proj", "input"]),
+        block + "mlp/0": ("Linear", [block + "norm2"]),
+        block + "mlp/1": ("GELU", [block + "mlp/0"]),
+        block + "mlp/2": ("Linear", [block + "mlp/1"]),
+        "Sequential/1": ("Flatten", [block + "attn/out_proj", block + "mlp/2", "input"]),
+        "Sequential/2": ("Linear", ["Sequential/1"])}

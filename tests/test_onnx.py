@@ -6,14 +6,16 @@ import contextlib
 import io
 
 import numpy as np
-import onnx
-import onnxruntime
 import pytest
 
 import ember
 import ember.onnx
-from ember import nn
+from ember import models, nn
 from tests.conftest import to_np
+
+# the onnx extra and onnxruntime (both in the dev extra): skipped only where they are absent
+onnx = pytest.importorskip("onnx")
+onnxruntime = pytest.importorskip("onnxruntime")
 
 
 def _run(path, x):
@@ -204,25 +206,19 @@ def test_embedding_takes_integer_indices(tmp_path):
                                atol=1e-6, rtol=1e-6)
 
 
-# Layers that have an ONNX equivalent but no converter yet: each is one entry in ember/onnx.py
-# (attention: MatMul/Softmax with the mask; recurrences: ONNX's RNN/LSTM/GRU nodes, whose gate
-# order differs from PyTorch's). The list may only shrink.
-NO_CONVERTER_YET = {"MultiheadAttention", "TransformerBlock", "TransformerEncoderLayer", "RNN",
-                    "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell",
-                    "GPT", "Bigram", "MLP", "RNNLM", "GRULM"}  # ember.models
-
-
 def test_converter_table_covers_every_builtin_layer_with_an_onnx_equivalent():
     exported = {type(m) for _, model, _ in LAYER_CASES for m in model.modules()}
     exported |= {type(m) for m in (*_mlp().modules(), *_cnn().modules())}
-    exported |= {nn.Embedding} if hasattr(nn, "Embedding") else set()  # its own test above
+    exported |= {nn.Embedding}  # its own test above
+    exported |= {type(m) for _, make, _ in SEQUENCE_CASES for m in make().modules()}
+    exported |= {type(m) for make in SEQUENCE_MODELS.values() for m in make().modules()}
     assert set(ember.onnx.CONVERTERS) <= exported  # each converter is tested
     from ember.nn import registry
 
     no_equivalent = {nn.Lambda, nn.ModuleList, nn.ModuleDict}  # Python code, no forward order
     builtin = {c for c in registry._REGISTRY.values() if c.__module__.startswith("ember.")}
     missing = {c.__name__ for c in builtin - no_equivalent - set(ember.onnx.CONVERTERS)}
-    assert sorted(missing - NO_CONVERTER_YET) == []
+    assert sorted(missing) == []
 
 
 def test_dynamic_batch_flag_and_graph_names(tmp_path):
@@ -274,3 +270,302 @@ def test_cli_export(tmp_path):
     x = np.random.default_rng(0).normal(size=(9, 2)).astype(np.float32)
     np.testing.assert_allclose(_run(tmp_path / "xor.onnx", x), to_np(model(ember.tensor(x))),
                                atol=1e-5, rtol=1e-5)
+
+
+# -- sequence layers and models ------------------------------------------------------------------
+
+def _run_all(path, feeds):
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {k: np.asarray(v) for k, v in feeds.items()})
+
+
+def _outputs(y):
+    """A model's outputs flattened as ONNX lists them (Nones left out)."""
+    if isinstance(y, (tuple, list)):
+        return [o for t in y for o in _outputs(t)]
+    return [] if y is None else [to_np(y)]
+
+
+def _check(model, path, feeds, args, kwargs=None):
+    got = _run_all(path, feeds)
+    want = _outputs(model(*args, **(kwargs or {})))
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+
+
+def _floats(*shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+SEQUENCE_MODELS = {
+    "gpt": lambda: models.GPT(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16),
+    "gpt-bias": lambda: models.GPT(vocab_size=7, block_size=6, n_layer=1, n_head=4, n_embd=8,
+                                   bias=True),
+    "bigram": lambda: models.Bigram(11),
+    "mlp": lambda: models.MLP(11, block_size=3, n_embd=4, n_embd2=8),
+    "rnnlm": lambda: models.RNNLM(11, n_embd=4, n_embd2=8),
+    "grulm": lambda: models.GRULM(11, n_embd=4, n_embd2=8),
+}
+
+
+# every case on NumPy; on JAX, whose eager ops compile for each new shape (~10-50 s a case on a
+# loaded 2-core machine), the cases that cover each converter's options
+JAX_MODELS = ("gpt", "mlp", "grulm")
+
+
+@pytest.mark.parametrize(("backend", "name"), [("numpy", n) for n in SEQUENCE_MODELS]
+                         + [("jax", n) for n in JAX_MODELS], indirect=["backend"])
+def test_language_models_match_with_any_batch_and_length(backend, tmp_path, name):
+    ember.manual_seed(6)
+    model = SEQUENCE_MODELS[name]()
+    _perturb(model)
+    model.train()
+    rng = np.random.default_rng(2)
+    path = tmp_path / f"{name}.onnx"
+    ember.onnx.export(model, ember.tensor(rng.integers(0, 11 if name != "gpt-bias" else 7,
+                                                        (2, 5))), path,
+                      dynamic_axes={"input": {0: "batch", 1: "length"}})
+    assert model.training
+    model.eval()
+    dims = onnx.load(path).graph.output[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", "length", model.vocab_size]
+    # the example's size and others; on JAX, whose eager ops compile for each new shape, the
+    # size of export's second run (batch 1, length 3: compiled already)
+    for b, t in ((2, 5), (3, 6), (1, 2)) if backend == "numpy" else ((2, 5), (1, 3)):
+        idx = rng.integers(0, model.vocab_size, (b, t))
+        _check(model, path, {"input": idx}, (ember.tensor(idx),))
+
+
+def test_gpt_head_is_the_token_embedding(tmp_path):
+    ember.manual_seed(0)
+    model = SEQUENCE_MODELS["gpt"]()
+    ember.onnx.export(model, ember.zeros(1, 4, dtype="int64"), tmp_path / "gpt.onnx")
+    graph = onnx.load(tmp_path / "gpt.onnx").graph
+    tables = [i for i in graph.initializer if tuple(i.dims) == (11, 16)]
+    assert len(tables) == 1  # the tied head reads the same initializer, transposed
+    readers = [n.op_type for n in graph.node if tables[0].name in n.input]
+    assert sorted(readers) == ["Gather", "Transpose"]
+
+
+# (name, model factory, example inputs as a function of (batch, length)): each layer with the
+# arguments of its forward as graph inputs (and forward_kwargs fixed in the graph)
+SEQUENCE_CASES = [
+    ("mha-self", lambda: nn.MultiheadAttention(8, 2), lambda b, t: (_floats(b, t, 8),)),
+    ("mha-self-nobias", lambda: nn.MultiheadAttention(8, 4, bias=False),
+     lambda b, t: (_floats(b, t, 8),)),
+    ("mha-cross-padding", lambda: nn.MultiheadAttention(8, 2),
+     lambda b, t: (_floats(b, t, 8), _floats(b, t + 2, 8, seed=1), _floats(b, t + 2, 8, seed=2),
+                   np.arange(t + 2)[None, :] >= (t + 2 - np.arange(b)[:, None] % 3))),
+    ("mha-seq-first", lambda: nn.MultiheadAttention(8, 2, batch_first=False),
+     lambda b, t: (_floats(t, b, 8),)),
+    ("block-pre", lambda: nn.TransformerBlock(8, 2, mlp_ratio=2), lambda b, t: (_floats(b, t, 8),)),
+    ("block-causal-rms-relu", lambda: nn.TransformerBlock(8, 2, norm="rms", causal=True,
+                                                          activation="relu", bias=False),
+     lambda b, t: (_floats(b, t, 8),)),
+    ("block-post-padding", lambda: nn.TransformerBlock(8, 4, pre_norm=False),
+     lambda b, t: (_floats(b, t, 8), None,
+                   np.arange(t)[None, :] >= (t - np.arange(b)[:, None] % 2))),
+    ("encoder-layer", lambda: nn.TransformerEncoderLayer(8, 2, dim_feedforward=16),
+     lambda b, t: (_floats(b, t, 8),)),
+    ("rnn", lambda: nn.RNN(3, 5), lambda b, t: (_floats(b, t, 3),)),
+    ("rnn-relu-2layers-state", lambda: nn.RNN(3, 5, num_layers=2, nonlinearity="relu"),
+     lambda b, t: (_floats(b, t, 3), _floats(2, b, 5, seed=1))),
+    ("rnn-bidirectional-seq-first", lambda: nn.RNN(3, 4, bidirectional=True, batch_first=False),
+     lambda b, t: (_floats(t, b, 3),)),
+    ("lstm", lambda: nn.LSTM(3, 5), lambda b, t: (_floats(b, t, 3),)),
+    ("lstm-2layers-bidirectional-state", lambda: nn.LSTM(3, 4, num_layers=2, bidirectional=True),
+     lambda b, t: (_floats(b, t, 3), (_floats(4, b, 4, seed=1), _floats(4, b, 4, seed=2)))),
+    ("lstm-nobias", lambda: nn.LSTM(3, 4, bias=False), lambda b, t: (_floats(b, t, 3),)),
+    ("gru", lambda: nn.GRU(3, 5), lambda b, t: (_floats(b, t, 3),)),
+    ("gru-3layers-bidirectional-state", lambda: nn.GRU(3, 4, num_layers=3, bidirectional=True),
+     lambda b, t: (_floats(b, t, 3), _floats(6, b, 4, seed=1))),
+    ("gru-unbatched", lambda: nn.GRU(3, 4, num_layers=2), lambda b, t: (_floats(t + b, 3),)),
+    ("rnncell", lambda: nn.RNNCell(3, 5), lambda b, t: (_floats(b, 3),)),
+    ("rnncell-relu-state", lambda: nn.RNNCell(3, 5, nonlinearity="relu"),
+     lambda b, t: (_floats(b, 3), _floats(b, 5, seed=1))),
+    ("lstmcell", lambda: nn.LSTMCell(3, 4), lambda b, t: (_floats(b, 3),)),
+    ("lstmcell-state-nobias", lambda: nn.LSTMCell(3, 4, bias=False),
+     lambda b, t: (_floats(b, 3), (_floats(b, 4, seed=1), _floats(b, 4, seed=2)))),
+    ("grucell", lambda: nn.GRUCell(3, 4), lambda b, t: (_floats(b, 3),)),
+    ("grucell-state", lambda: nn.GRUCell(3, 4), lambda b, t: (_floats(b, 3),
+                                                              _floats(b, 4, seed=1))),
+    ("grucell-unbatched", lambda: nn.GRUCell(3, 4), lambda b, t: (_floats(3),)),
+]
+
+
+def _seq_axes(name, inputs):
+    """The dynamic axes of a case: the batch axes, and the time axes of the sequences."""
+    if "unbatched" in name:  # no batch axis: (T, F) for a layer, (F,) for a cell
+        return {"input": {} if "cell" in name else {0: "length"}}
+    if "cell" in name:
+        return {}
+    if "seq-first" in name:
+        return {"input": {0: "length", 1: "batch"}}
+    axes = {"input": {0: "batch", 1: "length"}}
+    if name.startswith("mha-cross"):  # key, value and padding mask: S keys, not T
+        axes.update({f"input_{i}": {0: "batch", 1: "keys"} for i in (1, 2, 3)})
+    if name.startswith("block-post-padding"):  # (x, None, key_padding_mask)
+        axes["input_1"] = {0: "batch", 1: "length"}
+    if name.endswith("-state"):  # h_0 (and c_0): (layers * directions, batch, hidden)
+        axes.update({f"input_{i}": {1: "batch"} for i in range(1, len(_leaves(inputs)))})
+    return axes
+
+
+def _tensors(tree):
+    if isinstance(tree, tuple):
+        return tuple(_tensors(t) for t in tree)
+    return tree if tree is None else ember.tensor(tree)
+
+
+def _feeds(inputs):
+    leaves = [v for v in _leaves(inputs) if v is not None]
+    return {("input" if i == 0 else f"input_{i}"): v for i, v in enumerate(leaves)}
+
+
+def _leaves(tree):
+    if isinstance(tree, tuple):
+        return [leaf for t in tree for leaf in _leaves(t)]
+    return [tree]
+
+
+JAX_CASES = ("mha-cross-padding", "block-causal-rms-relu", "block-post-padding",
+             "rnn-relu-2layers-state", "lstm-2layers-bidirectional-state",
+             "gru-3layers-bidirectional-state", "rnncell-relu-state", "lstmcell-state-nobias",
+             "grucell-state")
+
+
+@pytest.mark.parametrize(("backend", "name"), [("numpy", c[0]) for c in SEQUENCE_CASES]
+                         + [("jax", n) for n in JAX_CASES], indirect=["backend"])
+def test_sequence_layers_match_on_both_backends(backend, tmp_path, name):
+    ember.manual_seed(8)
+    _, make, inputs = next(c for c in SEQUENCE_CASES if c[0] == name)
+    model = make()
+    _perturb(model)
+    model.eval()
+    example = inputs(2, 4)
+    path = tmp_path / "m.onnx"
+    args = _tensors(example)
+    ember.onnx.export(model, args, path, dynamic_axes=_seq_axes(name, example))
+    for b, t in ((2, 4), (3, 6)) if _seq_axes(name, example) else ((2, 4), (5, 4)):
+        now = inputs(b, t)
+        _check(model, path, _feeds(now), _tensors(now))
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+def test_attention_masks_fixed_in_the_graph(tmp_path, need_weights):
+    ember.manual_seed(9)
+    mha = nn.MultiheadAttention(8, 2)
+    _perturb(mha)
+    x = _floats(3, 4, 8)
+    blocked = np.zeros((6, 4, 4), bool)  # (B*H, T, S), True = not allowed
+    blocked[1, 2] = True  # one row with every key hidden: the fused path gives zeros
+    blocked[4, :, 1] = True
+    blocked[5, 3, 1:] = True
+    full = blocked[::-1].all(axis=-1, keepdims=True)
+    float_mask = _floats(4, 4, seed=3)
+    padding = np.array([[False] * 4, [False, False, True, True], [True, False, False, False]])
+    cases = [{"is_causal": True}, {"attn_mask": float_mask, "is_causal": True},
+             {"attn_mask": float_mask, "key_padding_mask": ember.tensor(padding)},
+             {"average_attn_weights": False, "attn_mask": ember.tensor(blocked[::-1] & ~full)}]
+    if not need_weights:  # a fully hidden row is NaN on the weights path (as PyTorch)
+        cases.append({"attn_mask": ember.tensor(blocked), "key_padding_mask": padding})
+    for kwargs in cases:
+        kwargs = {"need_weights": need_weights, **kwargs}
+        path = tmp_path / "mha.onnx"
+        dynamic = "attn_mask" not in kwargs or np.ndim(kwargs["attn_mask"]) == 2
+        ember.onnx.export(mha, ember.tensor(x), path, forward_kwargs=kwargs,
+                          dynamic_batch=dynamic and "key_padding_mask" not in kwargs)
+        _check(mha, path, {"input": x}, (ember.tensor(x),), kwargs)
+        assert len(onnx.load(path).graph.output) == (2 if need_weights else 1)
+
+
+def test_sequence_export_errors(tmp_path):
+    block = nn.TransformerBlock(8, 2, activation=lambda t: t.tanh())
+    with pytest.raises(ember.onnx.ExportError, match=r"^model.mlp.1 \(Lambda\) has no ONNX "
+                       r"converter"):
+        ember.onnx.export(block, ember.zeros(1, 3, 8), tmp_path / "m.onnx")
+    mha = nn.MultiheadAttention(8, 2)
+    with pytest.raises(ember.onnx.ExportError, match=r"^model \(MultiheadAttention 8/2\): a "
+                       r"fixed key has no export; give it as a graph input"):
+        ember.onnx.export(mha, ember.zeros(1, 3, 8), tmp_path / "m.onnx",
+                          forward_kwargs={"key": ember.zeros(1, 5, 8)}, dynamic_batch=False)
+
+    class Gated(nn.Linear):  # its forward takes a second input; the converter it borrows does not
+        def forward(self, x, gate):
+            return super().forward(x) * gate
+
+    ember.onnx.converter(Gated)(ember.onnx.CONVERTERS[nn.Linear])
+    try:
+        with pytest.raises(ember.onnx.ExportError, match=r"^model \(Gated\): its converter "
+                           r"takes \(g: .*not the further arguments given"):
+            ember.onnx.export(Gated(3, 3), (ember.zeros(1, 3), ember.zeros(1, 3)),
+                              tmp_path / "m.onnx")
+    finally:
+        del ember.onnx.CONVERTERS[Gated]
+    with pytest.raises(ValueError, match=r"dynamic axis 'batch' has size 2 in one input and 1 "
+                       r"in 'input_1'; axes that share a name share the size"):
+        ember.onnx.export(nn.LSTM(3, 4), (ember.zeros(2, 5, 3), (ember.zeros(1, 2, 4),
+                                                                   ember.zeros(1, 2, 4))),
+                          tmp_path / "m.onnx")  # h_0's batch is axis 1: dynamic_axes says so
+    with pytest.raises(ember.onnx.ExportError, match=r"^ember.onnx.export: Sequential fails on "
+                       r"inputs resized along the dynamic axes .*export with "
+                       r"dynamic_batch=False"):  # the batch flattened into the features
+        ember.onnx.export(nn.Sequential(nn.Flatten(0, -1), nn.Linear(6, 2)), ember.zeros(2, 3),
+                          tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_cli_export_of_a_text_run(tmp_path):
+    """`ember export` on a GPT trained by `ember train --preset shakespeare-char`: token indices
+    of any batch and length up to the context in, logits out, as the run's model computes."""
+    from ember.cli import main
+
+    runs = tmp_path / "runs"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["train", "--preset", "shakespeare-char", "--runs-dir", str(runs),
+                     "--set", "steps=2", "--set", "eval_every=2", "--set", "eval_steps=1",
+                     "--set", "batch_size=2", "--set", "sample.tokens=5", "--set",
+                     "model.n_layer=1", "--set", "model.n_head=2", "--set", "model.n_embd=16",
+                     "--set", "data.block_size=8", "--verbose", "0", "--no-plots"]) == 0
+    (run_dir,) = runs.iterdir()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["export", str(run_dir)]) == 0
+    assert "(batch, length <= 8) of token indices" in out.getvalue()
+    if (run_dir / "model.safetensors").is_file():
+        model = ember.load_run(run_dir).model
+    else:  # a run that wrote only weights.safetensors
+        from ember.cli.commands import _text_model
+
+        model = _text_model(str(run_dir))[0]
+    assert type(model).__name__ == "GPT"
+    idx = np.random.default_rng(0).integers(0, model.vocab_size, (3, 6))
+    np.testing.assert_allclose(_run(run_dir / "model.onnx", idx), to_np(model(ember.tensor(idx))),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_dynamic_axes_are_checked(tmp_path):
+    mha = nn.MultiheadAttention(4, 2)
+    q, kv = ember.zeros(2, 3, 4), ember.zeros(2, 5, 4)
+    with pytest.raises(ValueError, match=r"^ember.onnx.export: dynamic axis 'length' has size 3 "
+                       r"in one input and 5 in 'input_1'; axes that share a name share the size"):
+        ember.onnx.export(mha, (q, kv, kv), tmp_path / "m.onnx", dynamic_axes={
+            n: {0: "batch", 1: "length"} for n in ("input", "input_1", "input_2")})
+    with pytest.raises(ValueError, match=r"^ember.onnx.export: dynamic_axes gives axis 3 of "
+                       r"input 'input', which has shape \(2, 3, 4\)"):
+        ember.onnx.export(mha, q, tmp_path / "m.onnx", dynamic_axes={"input": {3: "x"}})
+    with pytest.raises(ValueError, match=r"dynamic_axes names input 'query'; the inputs are "
+                       r"\['input'\]"):
+        ember.onnx.export(mha, q, tmp_path / "m.onnx", dynamic_axes={"query": {1: "length"}})
+    # named inputs and outputs; the weights' axes follow the query's and the keys' lengths
+    ember.onnx.export(mha, (q, kv, kv), tmp_path / "m.onnx", input_name=["q", "k", "v"],
+                      output_name=["out", "weights"],
+                      dynamic_axes={"q": {0: "batch", 1: "length"}, "k": {0: "batch", 1: "keys"},
+                                    "v": {0: "batch", 1: "keys"}})
+    graph = onnx.load(tmp_path / "m.onnx").graph
+    assert [i.name for i in graph.input] == ["q", "k", "v"]
+    assert {o.name: [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim]
+            for o in graph.output} == {"out": ["batch", "length", 4],
+                                       "weights": ["batch", "length", "keys"]}

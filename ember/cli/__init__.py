@@ -31,7 +31,7 @@ Commands
 ``ember export RUN_DIR [-o MODEL.onnx]``
     Writes the run's trained model (in eval mode, batch axis dynamic) as an ONNX file, default
     ``RUN_DIR/model.onnx`` (needs ``pip install "ember[onnx]"``; ``ember.onnx.export`` in
-    Python).
+    Python). A text run's language model takes token indices (batch, length), both dynamic.
 ``ember info``
     The versions of ember, Python, NumPy, JAX and friends, the active backend, JAX's devices.
 ``ember gradcheck [--backend numpy|jax] [--op NAME]``
@@ -128,6 +128,10 @@ Config keys
     ``--tensorboard DIR`` sets ``tensorboard = {log_dir = DIR}``.
 ``steps_per_execution``
     Steps per compiled dispatch on JAX (an integer or ``"epoch"``), default 1.
+``accumulate_steps``
+    Gradient accumulation: each optimizer step sums the gradients of this many batches, like
+    one step on a batch this many times larger (``fit(accumulate_steps=k)``), default 1; on
+    JAX it needs ``steps_per_execution = 1``. ``--set accumulate_steps=4`` on the command line.
 
 An example (``ember train spirals.toml``; the same in JSON works on any Python)::
 
@@ -250,9 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint/ (after every epoch), history.csv, results.json and PNG plots.",
         epilog=f"presets: {', '.join(preset_names())}\nconfig keys: name, model, input_shape, "
         f"data, loss, optimizer, epochs, batch_size,\n  metrics, backend, seed, "
-        f"validation_split, callbacks, steps_per_execution\n(described with an example in "
-        f"`python -m pydoc ember.cli`)\nexample: ember train --preset mnist-mlp --epochs 3 "
-        f"--set data.limit=1000")
+        f"validation_split, callbacks, steps_per_execution,\n  accumulate_steps (described "
+        f"with an example in `python -m pydoc ember.cli`)\nexample: ember train --preset "
+        f"mnist-mlp --epochs 3 --set data.limit=1000")
     train.add_argument("config", nargs="?", help="a .toml or .json config file")
     train.add_argument("--preset", metavar="NAME", help=f"a shipped config: "
                        f"{', '.join(preset_names())}")
@@ -319,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="write a trained run's model as an ONNX file",
                         description="Export RUN_DIR's trained model (eval mode) to ONNX with "
-                        "a dynamic batch axis; needs the onnx package (ember[onnx]).")
+                        "a dynamic batch axis (a text run's language model: token indices, "
+                        "batch and length dynamic); needs the onnx package (ember[onnx]).")
     ex.add_argument("run_dir", metavar="RUN_DIR")
     ex.add_argument("-o", "--output", metavar="MODEL.onnx",
                     help="default: RUN_DIR/model.onnx")

@@ -332,6 +332,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         with _CtrlC() as ctrl_c:  # last: an epoch's checkpoint is written before it stops
             history = trainer.fit(data.x_train, data.y_train, epochs=cfg["epochs"],
                                   batch_size=cfg["batch_size"],
+                                  accumulate_steps=cfg.get("accumulate_steps", 1),
                                   validation_split=cfg["validation_split"],
                                   callbacks=[*callbacks, ctrl_c], verbose=args.verbose,
                                   resume_from=ckpt if resume else None)
@@ -552,18 +553,53 @@ def _cmd_export(args: argparse.Namespace) -> int:
     except ImportError:
         raise CliError('export needs the onnx package: pip install "ember[onnx]"', code=1
                        ) from None
-    cfg, _, model, _ = _load_run(args.run_dir, None, "export")
+    raw, _ = read_run_config(args.run_dir)
+    text = is_text_config(raw)
     out = Path(args.output) if args.output else Path(args.run_dir) / "model.onnx"
     if not out.parent.is_dir():
         raise CliError(f"-o: folder {str(out.parent)!r} does not exist")
-    example = np.zeros((1, *cfg["input_shape"]), np.float32)
+    if text:  # a language model: token indices (batch, length) in, logits out
+        model, length = _text_model(args.run_dir)
+        example = np.zeros((1, length), np.int64)
+        axes = {"input": {0: "batch", 1: "length"}}
+        shape = f"(batch, length <= {length}) of token indices"
+    else:
+        cfg, _, model, _ = _load_run(args.run_dir, None, "export")
+        example = np.zeros((1, *cfg["input_shape"]), np.float32)
+        axes = None
+        shape = f"(batch, {', '.join(map(str, cfg['input_shape']))})"
     try:
-        ember_onnx.export(model, example, out)
+        ember_onnx.export(model, example, out, dynamic_axes=axes)
     except ember_onnx.ExportError as e:
         raise CliError(f"{args.run_dir}: {e}", code=1) from None
-    print(f"wrote {out} (ONNX opset {ember_onnx.OPSET}, input 'input' of shape "
-          f"(batch, {', '.join(map(str, cfg['input_shape']))}), output 'output')")
+    print(f"wrote {out} (ONNX opset {ember_onnx.OPSET}, input 'input' of shape {shape}, output "
+          f"'output'{' (batch, length, vocabulary) of logits' if text else ''})")
     return 0
+
+
+def _text_model(run_dir: str) -> tuple[Any, int]:
+    """A text run's model (``ember.load_run``, or the weights of a run that wrote only
+    ``weights.safetensors``) and its context length."""
+    import ember
+    from ember.cli.text import build_lm
+    from ember.data import CharTokenizer
+    from ember.train.checkpoint import load
+
+    run = Path(run_dir)
+    cfg = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    if (run / "model.safetensors").is_file():
+        model = ember.load_run(run).model
+    elif (run / "weights.safetensors").is_file() and (run / "vocab.json").is_file():
+        tok = CharTokenizer.from_config(json.loads((run / "vocab.json").read_text(
+            encoding="utf-8")))
+        model = build_lm(cfg, tok.vocab_size)
+        model.load_state_dict(load(run / "weights.safetensors"))
+    else:
+        raise CliError(f"{run_dir}: a text run without its trained weights (model.safetensors "
+                       f"or weights.safetensors): the run did not finish")
+    model.eval()
+    block = cfg.get("data", {}).get("block_size") or getattr(model, "block_size", 1)
+    return model, int(block)
 
 
 # -- info ------------------------------------------------------------------------------------------

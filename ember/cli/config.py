@@ -54,7 +54,8 @@ __all__ = [
 
 #: the keys of a config, in the order ``config.json`` writes them
 TOP_KEYS = ("name", "model", "input_shape", "data", "loss", "optimizer", "epochs", "batch_size",
-            "metrics", "backend", "seed", "validation_split", "callbacks", "steps_per_execution")
+            "metrics", "backend", "seed", "validation_split", "callbacks", "steps_per_execution",
+            "accumulate_steps")
 
 SYNTHETIC = ("spirals", "ellipses", "moons", "circles", "xor", "blobs")
 _IMAGES = ("mnist", "mnist-5k", "fashion-mnist")
@@ -577,6 +578,11 @@ def resolve(raw: dict[str, Any], source: Source, default_name: str = "run") -> d
                             f"{_show(spe)}")
         _int(src, "steps_per_execution", spe, 1)
     cfg["steps_per_execution"] = spe
+    cfg["accumulate_steps"] = _int(src, "accumulate_steps", raw.get("accumulate_steps", 1), 1)
+    if cfg["accumulate_steps"] > 1 and spe != 1 and cfg["backend"] == "jax":
+        raise src.error("accumulate_steps", f"{cfg['accumulate_steps']} runs one optimizer step "
+                        f"per compiled call; it cannot be combined with steps_per_execution = "
+                        f"{spe!r} on JAX (set steps_per_execution = 1)")
     return cfg
 
 

@@ -894,6 +894,105 @@ class JSONLinesLogger(Callback):
             self._file = None
 
 
+class _GraphRecorder:
+    """The layers of a model and the tensors between them, seen in its first forward pass that
+    records gradients: forward hooks on the layers (modules without children) note which layer
+    made each output, and each layer's inputs are traced back through the autograd graph (the
+    ops of a custom ``forward``, e.g. a residual sum) to the layers or the model input that
+    made them."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.nodes: dict[str, tuple[str, list[tuple[int, ...]]]] = {}  # name -> (type, shapes)
+        self.edges: dict[str, list[str]] = {}
+        self.made: dict[int, tuple[str, Any]] = {}  # id(tensor) -> (layer, the tensor: alive)
+        self.inputs: dict[int, Any] = {}
+        self.done = False
+        root = type(model).__name__
+        self.handles = []
+        for name, m in model.named_modules():
+            leaf = not any(True for _ in m.children())
+            if name == "" or leaf:
+                scope = root + ("/" + name.replace(".", "/") if name else "")
+                self.handles.append(m.register_forward_hook(self._hook(scope, name == "", leaf)))
+
+    def _sources(self, t: Any, seen: set[int]) -> set[str]:
+        if id(t) in self.made:
+            return {self.made[id(t)][0]}
+        if id(t) in self.inputs:
+            return {"input"}
+        if id(t) in seen:
+            return set()
+        seen.add(id(t))
+        if t._ctx is None:
+            # no op made it: the model input (the first such tensor the first layer reads) or
+            # a parameter or constant (no edge)
+            if not self.made and not self.inputs and not t.requires_grad:
+                self.inputs[id(t)] = t
+                return {"input"}
+            return set()
+        out: set[str] = set()
+        for x in t._ctx.inputs:
+            if hasattr(x, "_ctx"):
+                out |= self._sources(x, seen)
+        return out
+
+    def _hook(self, scope: str, is_root: bool, is_leaf: bool) -> Callable[..., None]:
+        def hook(module: Any, args: Any, output: Any) -> None:
+            if self.done:
+                return
+            outs = [o for o in (output if isinstance(output, (tuple, list)) else (output,))
+                    if hasattr(o, "_ctx")]
+            if is_leaf:
+                sources: list[str] = self.edges.setdefault(scope, [])
+                for a in args:
+                    for x in (a if isinstance(a, (tuple, list)) else (a,)):
+                        if hasattr(x, "_ctx"):
+                            sources += sorted(self._sources(x, set()) - set(sources) - {scope})
+                self.nodes[scope] = (type(module).__name__, [tuple(o.shape) for o in outs])
+                for o in outs:
+                    self.made[id(o)] = (scope, o)
+            if is_root:  # the pass counts when it recorded gradients (a training step)
+                self.done = any(o._ctx is not None for o in outs)
+                if not self.done:
+                    self.nodes.clear()
+                    self.edges.clear()
+                    self.made.clear()
+                    self.inputs.clear()
+                else:
+                    self.made.clear()  # the tensors may go
+
+        return hook
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+
+    def graph_def(self) -> Any:
+        """The layers as a TensorBoard GraphDef (tensorboardX's protobuf classes), or None when
+        no training forward pass was seen."""
+        from tensorboardX.proto.attr_value_pb2 import AttrValue
+        from tensorboardX.proto.graph_pb2 import GraphDef
+        from tensorboardX.proto.node_def_pb2 import NodeDef
+        from tensorboardX.proto.tensor_shape_pb2 import TensorShapeProto
+        from tensorboardX.proto.versions_pb2 import VersionDef
+
+        if not self.done or not self.nodes:
+            return None
+
+        def shapes(items: list[tuple[int, ...]]) -> Any:
+            return AttrValue(list=AttrValue.ListValue(shape=[TensorShapeProto(
+                dim=[TensorShapeProto.Dim(size=int(n)) for n in shape]) for shape in items]))
+
+        nodes = [NodeDef(name="input", op="Input", attr={"_output_shapes": shapes(
+            [tuple(t.shape) for t in self.inputs.values()])})] if self.inputs else []
+        for name, (kind, out_shapes) in self.nodes.items():
+            nodes.append(NodeDef(name=name, op=kind, input=self.edges.get(name, []),
+                                 attr={"_output_shapes": shapes(out_shapes)}))
+        return GraphDef(node=nodes, versions=VersionDef(producer=22))
+
+
 class TensorBoard(Callback):
     """TensorBoard logs in ``log_dir`` through ``tensorboardX`` (``pip install
     "ember[tensorboard]"``): after every epoch a scalar per number in the epoch logs (``loss``,
@@ -902,19 +1001,26 @@ class TensorBoard(Callback):
     (``gradients/<name>``; the steps then keep their gradients, and a ``steps_per_execution > 1``
     scan keeps none). View with ``tensorboard --logdir log_dir``.
 
+    ``write_graph`` adds the model graph (TensorBoard's Graphs tab) after the first epoch: ember's
+    layers (modules without children, grouped by their module path) with the tensors between
+    them, seen through forward hooks in the first training step and traced back through the
+    autograd graph; the ops inside a layer are not shown. It is written when the first step runs
+    the model's Python code (eagerly, or when ``ember.jit`` traces it), and left out otherwise.
+
     Args:
         log_dir: the folder of the event files.
         histogram_freq: epochs between histograms; 0 writes none.
         write_grads: histograms of the gradients too.
+        write_graph: the model graph, as above.
 
     Example:
         >>> from ember.callbacks import TensorBoard
-        >>> TensorBoard("runs/tb", histogram_freq=0).config()
-        {'name': 'tensorboard', 'log_dir': 'runs/tb', 'histogram_freq': 0, 'write_grads': True}
+        >>> TensorBoard("runs/tb", histogram_freq=0).config()["histogram_freq"]
+        0
     """
 
     def __init__(self, log_dir: str | os.PathLike[str] = "logs", histogram_freq: int = 1,
-                 write_grads: bool = True) -> None:
+                 write_grads: bool = True, write_graph: bool = True) -> None:
         if isinstance(histogram_freq, bool) or not isinstance(histogram_freq, int) or (
                 histogram_freq < 0):
             raise ValueError(f"TensorBoard: histogram_freq must be a non-negative integer (0: no "
@@ -922,13 +1028,16 @@ class TensorBoard(Callback):
         self.log_dir = os.fspath(log_dir)
         self.histogram_freq = histogram_freq
         self.write_grads = bool(write_grads)
+        self.write_graph = bool(write_graph)
         self.needs_gradients = histogram_freq > 0 and self.write_grads
         self.writer: Any = None
+        self._graph: _GraphRecorder | None = None
 
     def config(self) -> dict[str, Any]:
         """Its constructor arguments under ``name = "tensorboard"``."""
         return {"name": "tensorboard", "log_dir": self.log_dir,
-                "histogram_freq": self.histogram_freq, "write_grads": self.write_grads}
+                "histogram_freq": self.histogram_freq, "write_grads": self.write_grads,
+                "write_graph": self.write_graph}
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         try:
@@ -937,8 +1046,19 @@ class TensorBoard(Callback):
             raise ImportError("TensorBoard needs the tensorboardX package: pip install "
                               "\"ember[tensorboard]\"") from None
         self.writer = SummaryWriter(logdir=self.log_dir)
+        if self.write_graph:
+            self._graph = _GraphRecorder(self.model)
+
+    def _write_graph(self) -> None:
+        if self._graph is not None:
+            self._graph.remove()
+            graph = self._graph.graph_def()
+            if graph is not None:
+                self.writer._get_file_writer().add_onnx_graph(graph)  # any GraphDef
+            self._graph = None
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._write_graph()
         for key, value in (logs or {}).items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.writer.add_scalar(key, float(value), epoch)
@@ -951,6 +1071,9 @@ class TensorBoard(Callback):
         self.writer.flush()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self._graph is not None:
+            self._graph.remove()
+            self._graph = None
         if self.writer is not None:
             self.writer.close()
             self.writer = None
