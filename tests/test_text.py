@@ -122,7 +122,7 @@ def test_windows_reproducible_and_resumable(backend):
 
 def test_windows_state_mismatch_is_an_error():
     w = TokenWindows(np.arange(100), block_size=8, batch_size=4)
-    with pytest.raises(ValueError, match="the state has block_size=16 but these windows have "
+    with pytest.raises(ValueError, match="the state has block_size=16 but these have "
                                          "block_size=8; build them as they were saved"):
         w.load_state_dict({"step": 1, "block_size": 16})
     with pytest.raises(ValueError, match="num_tokens=50 but these windows hold 100 tokens"):
