@@ -1,6 +1,10 @@
 """Language-model runs from the command line: configs whose ``data`` is a text (the presets
-``shakespeare-char``, ``names``, ``names-bigram``, ``names-mlp``, ``names-gru``), trained by steps
-on :class:`~ember.data.TokenWindows`, and ``ember sample RUN_DIR``.
+``shakespeare-char``, ``names``, ``names-bigram``, ``names-mlp``, ``names-mlp-layers``,
+``names-gru``), trained by steps on :class:`~ember.data.TokenWindows` (the names: makemore's
+per-name :class:`~ember.data.NameExamples`, ``data.context = k`` for one example per character),
+and ``ember sample RUN_DIR``. ``model`` is a table naming a model of :mod:`ember.models` or a
+list of layer tables (``"vocab_size"`` standing for the tokenizer's size). A run folder ends with
+``model.safetensors`` and ``tokenizer.json``: ``ember.load_run`` reads it.
 
 A text config::
 
