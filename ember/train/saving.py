@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np  # host-side: arrays on disk
 
 from ember import backend
-from ember import models as _models  # noqa: F401 - registers GPT and the ladder for loading
+from ember import models as _models  # registers GPT and the ladder for load_model
 from ember import nn as _nn
 from ember._version import __version__
 from ember.nn import registry
@@ -257,12 +257,10 @@ def _tokenizer(run_dir: Path, config: Mapping[str, Any]) -> Any:
 def _text_model(folder: Path, config: Mapping[str, Any], checkpoint: Any) -> Module:
     """The language model of a text run without ``model.safetensors`` (an older run's
     ``weights.safetensors``, or the checkpoint of an unfinished one), built from its config."""
-    from ember import models
-
     tok = _tokenizer(folder, config)
     if tok is None:
         raise CheckpointError(f"{folder}: a text run without its tokenizer (tokenizer.json)")
-    model = models.build(config["model"], tok.vocab_size, config["data"]["block_size"])
+    model = _models.build(config["model"], tok.vocab_size, config["data"]["block_size"])
     weights = folder / "weights.safetensors"
     model.load_state_dict(_ckpt.load(weights) if weights.is_file() else checkpoint)
     return model
