@@ -108,6 +108,10 @@ def test_a_config_of_your_own_txt_file(tmp_path, capsys):
     assert code == 2 and "model.name: expected one of gpt, bigram, mlp, rnn, gru, got 'gtp'" in err
     code, _, err = cli(capsys, "train", "--preset", "names-bigram", "--epochs", 2)
     assert code == 2 and "--epochs: a text config trains by steps; use --set steps=N" in err
+    code, _, err = cli(capsys, "train", "--preset", "names", "--set", "schedule.decay_steps=5",
+                       "--set", "steps=5")
+    assert code == 2 and ("schedule.warmup_steps: 200 warm-up steps leave no decay over 5 "
+                          "steps; give fewer warm-up steps or schedule.decay_steps") in err
 
 
 def test_resume_a_text_run_with_more_steps_equals_the_longer_run(tmp_path, capsys):

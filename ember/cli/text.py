@@ -135,6 +135,11 @@ def resolve_text(raw: dict[str, Any], src: Source, default_name: str) -> dict[st
     if opt.get("name") not in ("adamw", "adam"):
         raise src.error("optimizer.name", f"expected adamw or adam, got {opt.get('name')!r}")
     _pos_float(src, "optimizer.lr", opt.get("lr"))
+    sched = cfg["schedule"]
+    if sched and int(sched.get("warmup_steps", 0)) >= int(sched.get("decay_steps", cfg["steps"])):
+        raise src.error("schedule.warmup_steps", f"{sched['warmup_steps']} warm-up steps leave "
+                        f"no decay over {sched.get('decay_steps', cfg['steps'])} steps; give "
+                        f"fewer warm-up steps or schedule.decay_steps")
     if cfg["backend"] not in ("numpy", "jax"):
         raise src.error("backend", f"expected numpy or jax, got {cfg['backend']!r}")
     return cfg
