@@ -11,6 +11,7 @@ import pytest
 import ember
 from ember.data import (
     CharTokenizer,
+    NameExamples,
     TokenWindows,
     load_names,
     load_tiny_shakespeare,
@@ -122,7 +123,7 @@ def test_windows_reproducible_and_resumable(backend):
 
 def test_windows_state_mismatch_is_an_error():
     w = TokenWindows(np.arange(100), block_size=8, batch_size=4)
-    with pytest.raises(ValueError, match="the state has block_size=16 but these windows have "
+    with pytest.raises(ValueError, match="the state has block_size=16 but these have "
                                          "block_size=8; build them as they were saved"):
         w.load_state_dict({"step": 1, "block_size": 16})
     with pytest.raises(ValueError, match="num_tokens=50 but these windows hold 100 tokens"):
@@ -162,3 +163,85 @@ def test_name_examples_follow_makemore():
     assert y.tolist() == [[e, m, m, a, 0], [a, l, 0, -1, -1]]
     with pytest.raises(ValueError, match="block_size=3 is too short .* use block_size >= 5"):
         name_examples(["emma"], block_size=3)
+
+
+def test_name_examples_one_per_character_with_a_padded_context():
+    ex = NameExamples(["emma", "al"], batch_size=2, context=3)
+    e, m, a, l_ = (ex.tokenizer.encode(c)[0] for c in "emal")
+    assert ex.tokenizer.vocab == "\naelm"
+    assert ex.x.tolist() == [[0, 0, 0], [0, 0, e], [0, e, m], [e, m, m], [m, m, a],
+                             [0, 0, 0], [0, 0, a], [0, a, l_]]
+    assert ex.y.tolist() == [e, m, m, a, 0, a, l_, 0]
+    assert ex.num_windows == ex.num_targets == 4 + 1 + 2 + 1
+    seq = NameExamples(["emma", "al"], batch_size=2)  # per-name sequences
+    x, y, _ = name_examples(["emma", "al"])
+    np.testing.assert_array_equal(seq.x, x)
+    np.testing.assert_array_equal(seq.y, y)
+    assert seq.num_windows == 2 and seq.num_targets == 8 and seq.block_size == 5
+
+
+def test_name_examples_sample_with_replacement_reproducibly_and_resume(backend):
+    names = load_names("test")
+    ex = NameExamples(names, batch_size=8, context=3, seed=5)
+    rows = np.random.default_rng([5, 0]).integers(0, ex.num_windows, size=8)
+    x, y = ex.next()
+    assert x.shape == (8, 3) and y.shape == (8,)
+    np.testing.assert_array_equal(x.numpy(), ex.x[rows])
+    np.testing.assert_array_equal(y.numpy(), ex.y[rows])
+    _ = ex.next()
+    state = ex.state_dict()
+    assert state == {"step": 2, "seed": 5, "block_size": 3, "batch_size": 8,
+                     "num_examples": ex.num_windows}
+    want = ex.next()[0].numpy()
+    again = NameExamples(names, batch_size=8, context=3, seed=0)
+    again.load_state_dict(state)
+    np.testing.assert_array_equal(again.next()[0].numpy(), want)
+    with pytest.raises(ValueError, match="num_examples=3 but these examples number"):
+        again.load_state_dict({"step": 0, "num_examples": 3})
+    xs, ys = NameExamples(names, batch_size=4, block_size=16, seed=1).next_batches(3)
+    assert xs.shape == (3, 4, 16) and ys.shape == (3, 4, 16)
+
+
+def test_name_examples_eval_pass_covers_every_example_once_in_order():
+    ex = NameExamples(["ab", "b", "c", "dd"], batch_size=3)
+    xs = [x.numpy() for x, _ in ex.eval_batches()]
+    assert [len(x) for x in xs] == [3, 1]
+    np.testing.assert_array_equal(np.concatenate(xs), ex.x)
+    assert ex.step == 0
+
+
+def test_name_examples_errors():
+    with pytest.raises(ValueError, match="token 0 of the tokenizer is 'a', but it must be the "
+                                         "end mark"):
+        NameExamples(["ab"], tokenizer=CharTokenizer("ab\n"))
+    with pytest.raises(ValueError, match="give context .* or block_size .*, not both"):
+        NameExamples(["ab"], context=3, block_size=4)
+    with pytest.raises(ValueError, match="names must be non-empty strings"):
+        NameExamples(["ab", ""])
+    with pytest.raises(ValueError, match="context must be a positive integer or None, got 0"):
+        NameExamples(["ab"], context=0)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        NameExamples(["ab"], batch_size=0)
+
+
+def test_per_character_loss_is_makemores_test_loss(backend):
+    """The mean over every predicted character (end marks included) of -log p, checked against
+    a NumPy bigram table computed independently."""
+    from ember.cli.text import per_character_loss
+    from ember.models import Bigram
+
+    names = ["emma", "olivia", "ava", "al"]
+    ex = NameExamples(names, batch_size=3)
+    ember.manual_seed(0)
+    model = Bigram(ex.tokenizer.vocab_size)
+    table = np.random.default_rng(0).normal(size=model.logits.shape)
+    model.logits.data = ember.tensor(table.astype(np.float32)).data
+    logp = table - np.log(np.exp(table).sum(-1, keepdims=True))
+    terms = []
+    for w in names:
+        ids = [0, *ex.tokenizer.encode(w).tolist(), 0]
+        terms += [-logp[a, b] for a, b in zip(ids[:-1], ids[1:])]
+    assert len(terms) == ex.num_targets == sum(len(w) + 1 for w in names)
+    assert per_character_loss(model, ex) == pytest.approx(np.mean(terms), rel=1e-5)
+    ctx = NameExamples(names, batch_size=5, context=1)  # the same pairs, one per example
+    assert per_character_loss(model, ctx) == pytest.approx(np.mean(terms), rel=1e-5)

@@ -8,8 +8,10 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import ember
 from ember.cli import main
 from ember.data import load_names, load_tiny_shakespeare
 
@@ -25,7 +27,7 @@ SMALL = {"shakespeare-char": ["--set", "model.n_layer=1", "--set", "model.n_head
                               "--set", "model.n_embd=16"],
          "names": ["--set", "model.n_layer=1", "--set", "model.n_head=2", "--set",
                    "model.n_embd=16"],
-         "names-bigram": [], "names-mlp": ["--set", "model.n_embd2=16"],
+         "names-bigram": [], "names-mlp": ["--set", "model.n_embd2=16"], "names-mlp-layers": [],
          "names-gru": ["--set", "model.n_embd=8", "--set", "model.n_embd2=8"]}
 
 
@@ -57,7 +59,7 @@ def test_each_text_preset_trains_and_samples(name, tmp_path, capsys):
                          *SMALL[name], *([] if name == "shakespeare-char" else ["--no-plots"]))
     assert code == 0, err
     run = run_folder(out)
-    for f in ("config.json", "vocab.json", "history.csv", "weights.safetensors",
+    for f in ("config.json", "tokenizer.json", "history.csv", "model.safetensors",
               "samples.txt", "results.json"):
         assert (run / f).is_file(), f
     with open(run / "history.csv", newline="") as f:
@@ -65,7 +67,7 @@ def test_each_text_preset_trains_and_samples(name, tmp_path, capsys):
     assert [int(r["step"]) for r in rows] == [2, 3] and all(r["val_loss"] for r in rows)
     corpus = (load_tiny_shakespeare() if name == "shakespeare-char"
               else "\n".join(load_names()) + "\n")
-    vocab = set(json.loads((run / "vocab.json").read_text())["vocab"])
+    vocab = set(json.loads((run / "tokenizer.json").read_text())["vocab"])
     assert vocab == set(corpus)
     assert set((run / "samples.txt").read_text()) <= vocab
     code, out, err = cli(capsys, "sample", run, "--tokens", 50, "--temperature", 0.8,
@@ -106,28 +108,111 @@ def test_a_config_of_your_own_txt_file(tmp_path, capsys):
     assert code == 2 and "model.name: expected one of gpt, bigram, mlp, rnn, gru, got 'gtp'" in err
     code, _, err = cli(capsys, "train", "--preset", "names-bigram", "--epochs", 2)
     assert code == 2 and "--epochs: a text config trains by steps; use --set steps=N" in err
+    code, _, err = cli(capsys, "train", "--preset", "names", "--set", "schedule.decay_steps=5",
+                       "--set", "steps=5")
+    assert code == 2 and ("schedule.warmup_steps: 200 warm-up steps leave no decay over 5 "
+                          "steps; give fewer warm-up steps or schedule.decay_steps") in err
 
 
 def test_resume_a_text_run_with_more_steps_equals_the_longer_run(tmp_path, capsys):
-    from ember.train.checkpoint import load
-
     common = ["--preset", "names-bigram", "--set", "eval_every=2", "--set", "eval_steps=1",
               "--set", "batch_size=2", "--verbose", "0", "--no-plots"]
     code, out, err = cli(capsys, "train", "--runs-dir", tmp_path / "a", "--set", "steps=4",
                          *common)
-    full = load(run_folder(out) / "weights.safetensors")
+    full = ember.load_model(run_folder(out) / "model.safetensors").state_dict()
     code, out, err = cli(capsys, "train", "--runs-dir", tmp_path / "b", "--set", "steps=2",
                          *common)
     run = run_folder(out)
     code, out, err = cli(capsys, "train", "--resume", run, "--set", "steps=4", "--verbose", 0,
                          "--no-plots")
     assert code == 0, err
-    resumed = load(run / "weights.safetensors")
+    resumed = ember.load_run(run).model.state_dict()
     assert resumed.keys() == full.keys()
     for k in full:
-        assert (resumed[k] == full[k]).all(), k
+        np.testing.assert_array_equal(np.asarray(resumed[k]), np.asarray(full[k]), err_msg=k)
     assert "step 4" in out
     code, out, err = cli(capsys, "summary", run)
     assert code == 0 and "Total params: 729" in out  # 27 x 27 logits table
     code, _, err = cli(capsys, "evaluate", run)
     assert code == 2 and "a text run (a language model)" in err
+
+
+def test_a_run_folder_of_the_older_layout_still_loads_and_samples(tmp_path, capsys):
+    """Text runs used to write weights.safetensors (a state_dict) and vocab.json: load_run and
+    `ember sample` rebuild the model from config.json and give the same model and text."""
+    import shutil
+
+    code, out, err = cli(capsys, "train", "--preset", "names-gru", "--runs-dir", tmp_path,
+                         *TINY, *SMALL["names-gru"], "--no-plots")
+    assert code == 0, err
+    run = run_folder(out)
+    new = cli(capsys, "sample", run, "--tokens", 40, "--seed", 1)[1]
+    old = tmp_path / "old-layout"
+    shutil.copytree(run, old)
+    ember.save(ember.load_model(run / "model.safetensors").state_dict(),
+               old / "weights.safetensors")
+    (old / "tokenizer.json").rename(old / "vocab.json")
+    (old / "model.safetensors").unlink()
+    shutil.rmtree(old / "checkpoint")
+    a, b = ember.load_run(run), ember.load_run(old)
+    assert type(b.model).__name__ == "GRULM" and b.tokenizer.vocab == a.tokenizer.vocab
+    for k, v in a.model.state_dict().items():
+        np.testing.assert_array_equal(np.asarray(b.model.state_dict()[k]), np.asarray(v))
+    code, again, err = cli(capsys, "sample", old, "--tokens", 40, "--seed", 1)
+    assert code == 0 and again == new, err
+    (old / "weights.safetensors").unlink()
+    code, _, err = cli(capsys, "sample", old)
+    assert code == 2 and "has neither model.safetensors nor a checkpoint" in err
+
+
+LAYERS = """
+name = "makemore-mlp"
+seed = 0
+steps = 60
+eval_every = 30
+eval_steps = 2
+batch_size = 32
+data = { name = "names", context = 3 }
+model = [
+    { type = "embedding", num_embeddings = "vocab_size", embedding_dim = 4 },
+    { type = "flatten" },
+    { type = "dense", units = 32 },
+    { type = "tanh" },
+    { type = "dense", units = "vocab_size" },
+]
+optimizer = { name = "adamw", lr = 1e-2 }
+sample = { tokens = 60 }
+"""
+
+
+def test_a_layer_list_config_trains_on_per_character_examples(tmp_path, capsys):
+    (tmp_path / "mlp.toml").write_text(LAYERS)
+    code, out, err = cli(capsys, "train", tmp_path / "mlp.toml", "--runs-dir", tmp_path,
+                         "--verbose", "0", "--no-plots")
+    assert code == 0, err
+    assert "one example per character, context 3" in out and "model: 5 layers, 1," in out
+    run = run_folder(out)
+    results = json.loads((run / "results.json").read_text())
+    assert results["test_loss"] < 2.9  # from ln(27) = 3.30 at the start
+    loaded = ember.load_run(run)
+    assert [type(m).__name__ for m in loaded.model] == ["Embedding", "Flatten", "Linear", "Tanh",
+                                                        "Linear"]
+    assert loaded.model[0].weight.shape == (27, 4) and loaded.model[4].out_features == 27
+    from ember.cli.text import per_character_loss
+    from ember.data import NameExamples
+
+    test = NameExamples(load_names("test"), 100, context=3, tokenizer=loaded.tokenizer)
+    assert per_character_loss(loaded.model, test) == pytest.approx(results["test_loss"],
+                                                                  rel=1e-6)
+    code, out, err = cli(capsys, "sample", run, "--tokens", 60, "--seed", 2, "--prompt", "ka")
+    assert code == 0, err
+    text = out[:-1]
+    assert text.startswith("ka") and len(text) == 62 and set(text) <= set(loaded.tokenizer.vocab)
+    assert all(0 < len(w) <= 32 for w in text.split("\n")[:-1])  # one name a line
+    (tmp_path / "bad.toml").write_text(LAYERS.replace('{ type = "flatten" }', '"flatten"'))
+    code, _, err = cli(capsys, "train", tmp_path / "bad.toml", "--runs-dir", tmp_path)
+    assert code == 2 and "model[1]: a layer list needs tables with a type" in err
+    (tmp_path / "bad.toml").write_text(LAYERS.replace("context = 3", "context = 3, "
+                                                      "block_size = 4"))
+    code, _, err = cli(capsys, "train", tmp_path / "bad.toml", "--runs-dir", tmp_path)
+    assert code == 2 and "data.context: one example per character" in err

@@ -100,3 +100,35 @@ def test_tiny_gpt_by_steps_both_backends(backend):
     np.testing.assert_allclose(results[backend]["val_loss"], results["numpy"]["val_loss"],
                                rtol=1e-4)
     assert results["numpy"]["val_loss"][1] < results["numpy"]["val_loss"][0]
+
+
+def test_token_windows_on_a_mesh_of_four_cpu_devices():
+    """Data parallelism: batches split over the "data" axis with the values of plain batches,
+    and Trainer(devices=4) on TokenWindows trains like one device (a subprocess, because this
+    pytest process started JAX with one device)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+               JAX_PLATFORMS="cpu", EMBER_BACKEND="jax",
+               PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, str(root / "tests/distributed/token_windows.py")],
+                          env=env, capture_output=True, text=True, timeout=600)
+    lines = [s for s in proc.stdout.splitlines() if s.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, (proc.stdout + proc.stderr)[-4000:]
+    r = json.loads(lines[-1][len("RESULT "):])
+    assert r["batch_spec"] == ["data"] and r["batch_equal"]
+    assert r["stacked_spec"] == [None, "data"] and r["stacked_shape"] == [3, 8, 8]
+    assert r["stacked_equal"]
+    assert r["short_batch"] == [1, "replicated"]  # 37 windows in batches of 4
+    assert r["names_spec"] == ["data"] and r["names_equal"]
+    assert r["error"] == "TokenWindows: batch_size 6 does not divide over 4 devices; use a " \
+                         "multiple of 4"
+    assert r["trainer_set_mesh"]
+    np.testing.assert_allclose(r["loss_4"], r["loss_1"], rtol=1e-5)
+    np.testing.assert_allclose(r["val_4"], r["val_1"], rtol=1e-5)
+    assert r["max_weight_diff"] < 1e-5

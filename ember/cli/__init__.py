@@ -309,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Print text that the model of a text run (e.g. ember train "
                         "--preset shakespeare-char) generates, drawn from ember's seeded stream.")
     sa.add_argument("run_dir", metavar="RUN_DIR")
-    sa.add_argument("--prompt", default="", help="the text to continue (default: a new line)")
+    sa.add_argument("--prompt", default="", help="the text to continue (default: a new line; "
+                    "on a names run, the start of the first name: one name a line)")
     sa.add_argument("--tokens", type=_positive_int, default=500, help="characters to generate")
     sa.add_argument("--temperature", type=_positive_float, default=1.0)
     sa.add_argument("--top-k", type=_positive_int, default=None, dest="top_k",

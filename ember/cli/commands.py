@@ -182,6 +182,35 @@ class _CtrlC(Callback):
             raise KeyboardInterrupt
 
 
+def _fit_run(run_dir: Path, where: str, fit: Callable[[list[Any]], Any]) -> Any:
+    """``fit(callbacks)`` for a run folder, the one wrapper of every ``ember train``: the
+    callbacks write a checkpoint after every epoch (or evaluation interval) and keep
+    ``history.csv`` current, and the first Ctrl-C stops at the next boundary. Returns the History
+    (written to ``history.csv``), or None after printing how to resume an interrupted run
+    (``where``: "at epoch", "in interval")."""
+    files = _RunFiles(run_dir / "history.csv")
+    try:
+        with _CtrlC() as ctrl_c:  # last: an epoch's checkpoint is written before it stops
+            history = fit([ModelCheckpoint(run_dir / "checkpoint", monitor="loss"), files,
+                           ctrl_c])
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        print(f"\ninterrupted {where} {files.epoch + 1}; resume with: ember train --resume "
+              f"{_quoted(run_dir)}", file=sys.stderr)
+        return None
+    _atomic_write(run_dir / "history.csv", _history_csv(history))
+    return history
+
+
+def _finish_run(run_dir: Path, model: Any, results: dict[str, Any]) -> None:
+    """The end of a run folder: ``model.safetensors`` (for ``ember.load_model`` and
+    ``ember.load_run``) and ``results.json``."""
+    import ember
+
+    ember.save(model, run_dir / "model.safetensors")
+    _atomic_write(run_dir / "results.json", json.dumps(results, indent=2) + "\n")
+
+
 # -- train -----------------------------------------------------------------------------------------
 
 def _is_preset_name(text: str) -> bool:
@@ -312,8 +341,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run_dir = _new_run_dir(args.runs_dir or "runs", cfg["name"])
         ckpt = run_dir / "checkpoint"
     _atomic_write(run_dir / "config.json", json.dumps(cfg, indent=2) + "\n")
-    files = _RunFiles(run_dir / "history.csv")
-    callbacks += [ModelCheckpoint(run_dir / "checkpoint", monitor="loss"), files]
 
     opt = cfg["optimizer"]
     print(f"ember {ember.__version__} on {cfg['backend']}: {cfg['name']}")
@@ -328,27 +355,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"resuming after epoch {done} of {cfg['epochs']}" if done else
               "no checkpoint yet (stopped in the first epoch): starting from the beginning")
     start = time.perf_counter()
-    try:
-        with _CtrlC() as ctrl_c:  # last: an epoch's checkpoint is written before it stops
-            history = trainer.fit(data.x_train, data.y_train, epochs=cfg["epochs"],
-                                  batch_size=cfg["batch_size"],
-                                  accumulate_steps=cfg.get("accumulate_steps", 1),
-                                  validation_split=cfg["validation_split"],
-                                  callbacks=[*callbacks, ctrl_c], verbose=args.verbose,
-                                  resume_from=ckpt if resume else None)
-    except KeyboardInterrupt:
-        sys.stdout.flush()
-        print(f"\ninterrupted at epoch {files.epoch + 1}; resume with: ember train --resume "
-              f"{_quoted(run_dir)}", file=sys.stderr)
+    history = _fit_run(run_dir, "at epoch", lambda run_callbacks: trainer.fit(
+        data.x_train, data.y_train, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+        accumulate_steps=cfg.get("accumulate_steps", 1),
+        validation_split=cfg["validation_split"], callbacks=[*callbacks, *run_callbacks],
+        verbose=args.verbose, resume_from=ckpt if resume else None))
+    if history is None:
         return 130
     seconds = time.perf_counter() - start
-    _atomic_write(run_dir / "history.csv", _history_csv(history))
-    ember.save(model, run_dir / "model.safetensors")  # ember.load_model / ember.load_run
     stopped = len(history.epoch) and history.epoch[-1] + 1 < cfg["epochs"]
     print(f"trained {len(history.epoch) - done} epochs in {seconds:.1f}s"
           + (" (stopped early)" if stopped else ""))
-    results = _report(trainer, data, cfg["batch_size"])
-    _atomic_write(run_dir / "results.json", json.dumps(results, indent=2) + "\n")
+    _finish_run(run_dir, model, _report(trainer, data, cfg["batch_size"]))
     if not args.no_plots:
         _plots(run_dir, history, model, data, cfg)
     q = _quoted(run_dir)

@@ -1,6 +1,10 @@
 """Language-model runs from the command line: configs whose ``data`` is a text (the presets
-``shakespeare-char``, ``names``, ``names-bigram``, ``names-mlp``, ``names-gru``), trained by steps
-on :class:`~ember.data.TokenWindows`, and ``ember sample RUN_DIR``.
+``shakespeare-char``, ``names``, ``names-bigram``, ``names-mlp``, ``names-mlp-layers``,
+``names-gru``), trained by steps on :class:`~ember.data.TokenWindows` (the names: makemore's
+per-name :class:`~ember.data.NameExamples`, ``data.context = k`` for one example per character),
+and ``ember sample RUN_DIR``. ``model`` is a table naming a model of :mod:`ember.models` or a
+list of layer tables (``"vocab_size"`` standing for the tokenizer's size). A run folder ends with
+``model.safetensors`` and ``tokenizer.json``: ``ember.load_run`` reads it.
 
 A text config::
 
@@ -93,7 +97,13 @@ def resolve_text(raw: dict[str, Any], src: Source, default_name: str) -> dict[st
         else:
             cfg[key] = value
     data = cfg["data"] if isinstance(cfg["data"], dict) else {"name": cfg["data"]}
-    data.setdefault("block_size", 64)
+    if data.get("context") is not None:
+        if data["name"] != "names" or "block_size" in data:
+            raise src.error("data.context", "one example per character with the previous "
+                            "`context` characters is for the names (data.name = \"names\"), "
+                            "instead of block_size")
+        data["block_size"] = _pos_int(src, "data.context", data["context"])
+    data.setdefault("block_size", 16 if data["name"] == "names" else 64)
     _pos_int(src, "data.block_size", data["block_size"])
     if data["name"] not in TEXT_DATA and not Path(src.base, data["name"]).is_file():
         raise src.error("data.name", f"no such text file {data['name']!r} (a text data set is "
@@ -104,7 +114,13 @@ def resolve_text(raw: dict[str, Any], src: Source, default_name: str) -> dict[st
     model = cfg.get("model")
     if isinstance(model, str):
         model = {"name": model}
-    if not isinstance(model, dict) or model.get("name") not in MODELS:
+    if isinstance(model, list):  # a layer list, as the image configs write them
+        bad = [i for i, e in enumerate(model) if not isinstance(e, dict) or "type" not in e]
+        if not model or bad:
+            raise src.error(f"model[{bad[0] if bad else 0}]", "a layer list needs tables with a "
+                            "type, e.g. { type = \"embedding\", num_embeddings = \"vocab_size\", "
+                            "embedding_dim = 10 }")
+    elif not isinstance(model, dict) or model.get("name") not in MODELS:
         got = model.get("name") if isinstance(model, dict) else model
         raise src.error("model.name", f"expected one of {', '.join(MODELS)}, got {got!r}"
                         f"{_did_you_mean(str(got), MODELS)}")
@@ -119,6 +135,11 @@ def resolve_text(raw: dict[str, Any], src: Source, default_name: str) -> dict[st
     if opt.get("name") not in ("adamw", "adam"):
         raise src.error("optimizer.name", f"expected adamw or adam, got {opt.get('name')!r}")
     _pos_float(src, "optimizer.lr", opt.get("lr"))
+    sched = cfg["schedule"]
+    if sched and int(sched.get("warmup_steps", 0)) >= int(sched.get("decay_steps", cfg["steps"])):
+        raise src.error("schedule.warmup_steps", f"{sched['warmup_steps']} warm-up steps leave "
+                        f"no decay over {sched.get('decay_steps', cfg['steps'])} steps; give "
+                        f"fewer warm-up steps or schedule.decay_steps")
     if cfg["backend"] not in ("numpy", "jax"):
         raise src.error("backend", f"expected numpy or jax, got {cfg['backend']!r}")
     return cfg
@@ -138,19 +159,71 @@ def load_text(data: dict[str, Any]) -> tuple[str, str]:
     return text[:cut], text[cut:]
 
 
-def build_lm(cfg: dict[str, Any], vocab_size: int) -> Any:
-    """The language model a config's ``model`` table names, for ``vocab_size`` tokens."""
+def text_data(cfg: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """``(train, validation, tokenizer)`` of a resolved text config: random windows of a text
+    (:class:`~ember.data.TokenWindows`) or, for the names, makemore's per-name examples
+    (:class:`~ember.data.NameExamples`, the 1,000 test names for validation)."""
+    from ember.data import CharTokenizer, NameExamples, TokenWindows, load_names
+
+    data, b, seed = cfg["data"], cfg["batch_size"], cfg["seed"]
+    if data["name"] == "names":
+        train_names, test_names = load_names("train"), load_names("test")
+        tok = CharTokenizer.from_text("\n" + "".join(train_names + test_names))
+        form = ({"context": data["context"]} if data.get("context") is not None
+                else {"block_size": data["block_size"]})
+        return (NameExamples(train_names, b, tokenizer=tok, seed=seed, **form),
+                NameExamples(test_names, b, tokenizer=tok, seed=seed, **form), tok)
+    train_text_, val_text = load_text(data)
+    tok = CharTokenizer.from_text(train_text_ + val_text)
+    block = data["block_size"]
+    return (TokenWindows(tok.encode(train_text_), block, b, seed=seed),
+            TokenWindows(tok.encode(val_text), block, b, seed=seed), tok)
+
+
+def build_lm(cfg: dict[str, Any], vocab_size: int, src: Source | None = None) -> Any:
+    """The language model a config's ``model`` describes (a name or a layer list, see
+    :func:`ember.models.build`), for ``vocab_size`` tokens."""
     from ember import models
 
-    spec = {k: v for k, v in cfg["model"].items() if k != "name"}
-    name, block = cfg["model"]["name"], cfg["data"]["block_size"]
-    if name == "gpt":
-        return models.GPT(vocab_size, block_size=block, **spec)
-    if name == "bigram":
-        return models.Bigram(vocab_size, **spec)
-    if name == "mlp":
-        return models.MLP(vocab_size, block_size=spec.pop("block_size", block), **spec)
-    return (models.RNNLM if name == "rnn" else models.GRULM)(vocab_size, **spec)
+    try:
+        return models.build(cfg["model"], vocab_size, cfg["data"]["block_size"])
+    except (ValueError, TypeError) as e:
+        if src is None:
+            raise
+        raise src.error("model", str(e)) from None
+
+
+def _loss(cfg: dict[str, Any]) -> Any:
+    """Cross-entropy; per-name sequences mark the positions past a name's end with -1."""
+    from ember import nn
+
+    per_name = cfg["data"]["name"] == "names" and cfg["data"].get("context") is None
+    return nn.CrossEntropyLoss(ignore_index=-1) if per_name else "cross_entropy"
+
+
+def per_character_loss(model: Any, examples: Any) -> float:
+    """The mean cross-entropy per predicted character over every example of ``examples`` (a
+    :class:`~ember.data.NameExamples`: each name's letters and its end mark), in eval mode:
+    the test loss makemore reports."""
+    import numpy as np
+
+    import ember
+    from ember.nn import functional
+
+    total, count = 0.0, 0
+    was_training = model.training
+    model.eval()
+    try:
+        with ember.no_grad():
+            for x, y in examples.eval_batches():
+                logits = model(x)
+                total += functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum",
+                    ignore_index=-1).item()
+                count += int((np.asarray(y.numpy()) >= 0).sum())
+    finally:
+        model.train(was_training)
+    return total / count
 
 
 def _optimizer(cfg: dict[str, Any], model: Any) -> Any:
@@ -195,89 +268,120 @@ def _curve(run_dir: Path, history: Any, title: str) -> None:
     plt.close(fig)
 
 
-def _sample_text(model: Any, tok: Any, prompt: str, tokens: int, temperature: float,
-                 top_k: int | None) -> str:
+def _next_token(model: Any, seq: list[int], cfg: dict[str, Any], temperature: float,
+                top_k: int | None) -> int:
+    """One token drawn after ``seq``: a context model (logits (B, V)) sees the last
+    ``data.context`` tokens, padded with the boundary 0; a sequence model the last
+    ``block_size`` (:func:`ember.models.generate`)."""
     import numpy as np
 
-    import ember
+    from ember import models
+    from ember.creation import tensor
 
-    start = tok.encode(prompt) if prompt else np.array([tok.encode("\n")[0]
-                                                        if "\n" in tok.vocab else 0])
-    idx = ember.tensor(np.asarray(start, dtype=np.int64)[None, :])
+    k = cfg["data"].get("context")
+    if k is not None:
+        window = ([0] * k + seq)[-k:]
+        logits = model(tensor(np.array([window], dtype=np.int64)))
+        return int(models.sample_next(logits, temperature, top_k).numpy()[0])
+    block = getattr(model, "block_size", cfg["data"]["block_size"])
+    out = models.generate(model, tensor(np.array([seq], dtype=np.int64)), 1, temperature,
+                          top_k, block)
+    return int(out.numpy()[0, -1])
+
+
+def sample_text(model: Any, cfg: dict[str, Any], tok: Any, prompt: str, tokens: int,
+                temperature: float, top_k: int | None) -> str:
+    """``prompt`` and ``tokens`` characters drawn from ``model`` on ember's seeded stream.
+
+    On the names (makemore's examples) each name is drawn on its own, from the boundary token
+    (the prompt starts the first one) to the end mark or the longest name the model was
+    trained on, one name a line; on a text the characters continue the prompt (or a new line)."""
+    import numpy as np
+
+    from ember import models
+    from ember.creation import tensor
+
     model.eval()
-    out = model.generate(idx, tokens, temperature=temperature, top_k=top_k)
-    return prompt + tok.decode(np.asarray(out.numpy())[0, len(start):])
+    if cfg["data"]["name"] != "names":
+        start = tok.encode(prompt) if prompt else np.array(
+            [tok.encode("\n")[0] if "\n" in tok.vocab else 0])
+        block = getattr(model, "block_size", cfg["data"]["block_size"])
+        out = models.generate(model, tensor(np.asarray(start, dtype=np.int64)[None, :]), tokens,
+                              temperature, top_k, block)
+        return prompt + tok.decode(np.asarray(out.numpy())[0, len(start):])
+    longest = cfg["data"]["block_size"] - 1 if cfg["data"].get("context") is None else 32
+    drawn: list[int] = []
+    first = [int(t) for t in tok.encode(prompt)]
+    while len(drawn) < tokens:
+        seq = [0, *first]
+        while len(seq) <= longest and (len(seq) == 1 or seq[-1] != 0):
+            seq.append(_next_token(model, seq, cfg, temperature, top_k))
+        name = seq[1 + len(first):]
+        drawn += name if name and name[-1] == 0 else [*name, 0]
+        first = []
+    return prompt + tok.decode(np.array(drawn[:tokens], dtype=np.int64))
 
 
 def train_text(raw: dict[str, Any], src: Source, args: argparse.Namespace, default_name: str,
                resume_dir: str | None) -> int:
     """``ember train`` for a text config: train by steps, then write the run folder."""
     import ember
-    from ember.cli.commands import (
-        _atomic_write,
-        _CtrlC,
-        _history_csv,
-        _new_run_dir,
-        _quoted,
-        _RunFiles,
-    )
-    from ember.data import CharTokenizer, TokenWindows
-    from ember.train.callbacks import ModelCheckpoint
+    from ember.cli.commands import _atomic_write, _finish_run, _fit_run, _new_run_dir, _quoted
 
     if getattr(args, "epochs", None) is not None:
         raise CliError("--epochs: a text config trains by steps; use --set steps=N")
     cfg = resolve_text(raw, src, default_name)
     ember.set_backend(cfg["backend"])
     ember.manual_seed(cfg["seed"])
-    train_text_, val_text = load_text(cfg["data"])
-    tok = CharTokenizer.from_text(train_text_ + val_text)
+    train, val, tok = text_data(cfg)
     block = cfg["data"]["block_size"]
-    train = TokenWindows(tok.encode(train_text_), block, cfg["batch_size"], seed=cfg["seed"])
-    val = TokenWindows(tok.encode(val_text), block, cfg["batch_size"], seed=cfg["seed"])
-    model = build_lm(cfg, tok.vocab_size)
-    trainer = ember.Trainer(model, "cross_entropy", _optimizer(cfg, model),
+    model = build_lm(cfg, tok.vocab_size, src)
+    trainer = ember.Trainer(model, _loss(cfg), _optimizer(cfg, model),
                             steps_per_execution=cfg["steps_per_execution"])
     run_dir = Path(resume_dir) if resume_dir else _new_run_dir(args.runs_dir or "runs",
                                                                cfg["name"])
     _atomic_write(run_dir / "config.json", json.dumps({**cfg, "text": True}, indent=2) + "\n")
-    _atomic_write(run_dir / "vocab.json", json.dumps(tok.config()) + "\n")
+    _atomic_write(run_dir / "tokenizer.json", json.dumps(tok.config()) + "\n")
     n_params = int(sum(p.size for p in model.parameters()))
+    names = cfg["data"]["name"] == "names"
     print(f"ember {ember.__version__} on {cfg['backend']}: {cfg['name']}")
-    print(f"data: {cfg['data']['name']}, {len(train.tokens):,} train / {len(val.tokens):,} "
-          f"validation tokens, vocabulary {tok.vocab_size}, block size {block}")
-    print(f"model: {cfg['model']['name']}, {n_params:,} parameters")
+    if names:
+        form = (f"one example per character, context {block}" if cfg["data"].get("context")
+                else f"one sequence per name, padded to {block}")
+        print(f"data: names, {len(train.names):,} train / {len(val.names):,} test names "
+              f"({form}), vocabulary {tok.vocab_size}")
+    else:
+        print(f"data: {cfg['data']['name']}, {len(train.tokens):,} train / {len(val.tokens):,} "
+              f"validation tokens, vocabulary {tok.vocab_size}, block size {block}")
+    kind = cfg["model"]["name"] if isinstance(cfg["model"], dict) else (
+        f"{len(cfg['model'])} layers")
+    print(f"model: {kind}, {n_params:,} parameters")
     print(f"training: {cfg['steps']} steps, batch size {cfg['batch_size']}, evaluating every "
           f"{cfg['eval_every']} steps on {cfg['eval_steps']} batches, seed {cfg['seed']}")
     print(f"run folder: {run_dir}")
     start = time.perf_counter()
-    files = _RunFiles(run_dir / "history.csv")
-    try:
-        with _CtrlC() as ctrl_c:  # last: an interval's checkpoint is written before it stops
-            history = trainer.fit(
-                train, steps=cfg["steps"], eval_every=cfg["eval_every"],
-                eval_steps=cfg["eval_steps"], validation_data=val, verbose=args.verbose,
-                callbacks=[ModelCheckpoint(run_dir / "checkpoint", monitor="loss"), files,
-                           ctrl_c],
-                resume_from=run_dir / "checkpoint" if resume_dir else None)
-    except KeyboardInterrupt:
-        sys.stdout.flush()
-        print(f"\ninterrupted in interval {files.epoch + 1}; resume with: ember train --resume "
-              f"{_quoted(run_dir)}", file=sys.stderr)
+    history = _fit_run(run_dir, "in interval", lambda callbacks: trainer.fit(
+        train, steps=cfg["steps"], eval_every=cfg["eval_every"], eval_steps=cfg["eval_steps"],
+        validation_data=val, verbose=args.verbose, callbacks=callbacks,
+        resume_from=run_dir / "checkpoint" if resume_dir else None))
+    if history is None:
         return 130
     seconds = time.perf_counter() - start
-    _atomic_write(run_dir / "history.csv", _history_csv(history))
-    ember.save(model.state_dict(), run_dir / "weights.safetensors")
     results = {"val_loss": history["val_loss"][-1], "loss": history["loss"][-1],
                "steps": history["step"][-1], "seconds": seconds}
-    _atomic_write(run_dir / "results.json", json.dumps(results, indent=2) + "\n")
+    if names:  # makemore's figure: the loss per character of every test name, end marks included
+        results["test_loss"] = per_character_loss(model, val)
+    _finish_run(run_dir, model, results)
     print(f"trained to step {results['steps']} in {seconds:.1f}s: validation loss "
-          f"{results['val_loss']:.4f}")
+          f"{results['val_loss']:.4f}" + (f", test loss {results['test_loss']:.4f} per "
+                                            f"character over {val.num_targets:,} characters"
+                                            if names else ""))
     if not args.no_plots:
         _curve(run_dir, history, cfg["name"])
     s = cfg["sample"]
     ember.manual_seed(cfg["seed"])
-    text = _sample_text(model, tok, s["prompt"], int(s["tokens"]), float(s["temperature"]),
-                        s["top_k"])
+    text = sample_text(model, cfg, tok, s["prompt"], int(s["tokens"]), float(s["temperature"]),
+                       s["top_k"])
     _atomic_write(run_dir / "samples.txt", text + ("" if text.endswith("\n") else "\n"))
     print(f"\nrun folder: {run_dir}\nnext:\n  ember sample {_quoted(run_dir)} --tokens 500")
     return 0
@@ -286,27 +390,26 @@ def train_text(raw: dict[str, Any], src: Source, args: argparse.Namespace, defau
 def cmd_sample(args: argparse.Namespace) -> int:
     """``ember sample RUN_DIR [--prompt] [--tokens] [--temperature] [--top-k] [--seed]``."""
     import ember
-    from ember.data import CharTokenizer
-    from ember.train.checkpoint import load
 
     run = Path(args.run_dir)
-    if not (run / "config.json").is_file() or not (run / "vocab.json").is_file():
-        raise CliError(f"{args.run_dir}: not a text run folder (it needs config.json and "
-                       f"vocab.json, written by `ember train` on a text config)")
-    cfg = json.loads((run / "config.json").read_text(encoding="utf-8"))
-    tok = CharTokenizer.from_config(json.loads((run / "vocab.json").read_text(encoding="utf-8")))
-    if not (run / "weights.safetensors").is_file():
-        raise CliError(f"{run / 'weights.safetensors'}: missing (the run did not finish)")
+    cfg = json.loads((run / "config.json").read_text(encoding="utf-8")) if (
+        run / "config.json").is_file() else {}
+    if not cfg.get("text"):
+        raise CliError(f"{args.run_dir}: not a text run folder (it needs the config.json of "
+                       f"`ember train` on a text config)")
     ember.set_backend(args.backend or cfg["backend"])
-    model = build_lm(cfg, tok.vocab_size)
-    model.load_state_dict(load(run / "weights.safetensors"))
+    try:
+        loaded = ember.load_run(run)
+    except FileNotFoundError as e:
+        raise CliError(str(e)) from None
+    tok = loaded.tokenizer
     unknown = [c for c in args.prompt if c not in tok.vocab]
     if unknown:
         raise CliError(f"--prompt: character {unknown[0]!r} is not in the run's vocabulary of "
                        f"{tok.vocab_size} characters")
     ember.manual_seed(args.seed)
-    sys.stdout.write(_sample_text(model, tok, args.prompt, args.tokens, args.temperature,
-                                  args.top_k) + "\n")
+    sys.stdout.write(sample_text(loaded.model, cfg, tok, args.prompt, args.tokens,
+                                 args.temperature, args.top_k) + "\n")
     return 0
 
 
@@ -320,15 +423,17 @@ def text_summary(raw: dict[str, Any], src: Source, default_name: str,
 
     cfg = resolve_text(raw, src, default_name)
     ember.set_backend(cfg["backend"])
-    if run_dir is not None and (Path(run_dir) / "vocab.json").is_file():
-        tok = CharTokenizer.from_config(json.loads((Path(run_dir) / "vocab.json").read_text(
-            encoding="utf-8")))
+    folder = Path(run_dir) if run_dir is not None else None
+    saved = [folder / f for f in ("tokenizer.json", "vocab.json")] if folder else []
+    found = [f for f in saved if f.is_file()]
+    if found:
+        tok = CharTokenizer.from_config(json.loads(found[0].read_text(encoding="utf-8")))
     else:
-        tok = CharTokenizer.from_text("".join(load_text(cfg["data"])))
-    model = build_lm(cfg, tok.vocab_size)
+        tok = text_data(cfg)[2]
+    model = build_lm(cfg, tok.vocab_size, src)
     block = cfg["data"]["block_size"]
-    print(f"{cfg['name']}: {cfg['model']['name']} on {tok.vocab_size} characters, context "
-          f"{block}")
+    kind = cfg["model"]["name"] if isinstance(cfg["model"], dict) else "layer list"
+    print(f"{cfg['name']}: {kind} on {tok.vocab_size} characters, context {block}")
     model.summary((block,), dtype=np.int64)
     return 0
 

@@ -15,6 +15,7 @@ from ember.data.mnist import data_home, load_fashion_mnist, load_mnist, read_idx
 from ember.data.synthetic import blobs, circles, ellipses, moons, two_spirals, xor
 from ember.data.text import (
     CharTokenizer,
+    NameExamples,
     TokenWindows,
     load_names,
     load_tiny_shakespeare,
@@ -42,5 +43,6 @@ __all__ = [
     "split_names",
     "name_examples",
     "CharTokenizer",
+    "NameExamples",
     "TokenWindows",
 ]

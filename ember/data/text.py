@@ -37,6 +37,7 @@ __all__ = [
     "name_examples",
     "CharTokenizer",
     "TokenWindows",
+    "NameExamples",
 ]
 
 CORPORA_DIR = Path(__file__).resolve().parent / "corpora"
@@ -279,6 +280,10 @@ def name_examples(names: Sequence[str], tokenizer: CharTokenizer | None = None,
     names = list(names)
     if tokenizer is None:
         tokenizer = CharTokenizer(["\n", *sorted(set("".join(names)) - {"\n"})])
+    if tokenizer.vocab[0] != "\n":
+        raise ValueError(f"name_examples: token 0 of the tokenizer is {tokenizer.vocab[0]!r}, "
+                         f"but it must be the end mark '\\n'; build it as "
+                         f"CharTokenizer('\\n' + letters)")
     longest = max(len(w) for w in names)
     block = longest + 1 if block_size is None else int(block_size)
     if block < longest + 1:
@@ -309,6 +314,10 @@ class TokenWindows:
         block_size: tokens per window (the context length).
         batch_size: windows per batch.
         seed: the sampling seed; ``None`` takes ``ember.initial_seed()``.
+        mesh: data parallelism on JAX (see :mod:`ember.distributed`): a ``jax.sharding.Mesh``
+            with a ``"data"`` axis or what ``make_mesh`` takes. The token stream then lies on
+            every device and each batch comes out split along its sample axis (``batch_size``
+            must divide over the devices); ``Trainer(devices=...)`` sets it itself.
 
     Example:
         >>> import numpy as np
@@ -319,15 +328,12 @@ class TokenWindows:
         ([[1, 1, 1, 1], [1, 1, 1, 1]], 1)
     """
 
+    _count_key = "num_tokens"  # what state_dict records of the data's size
+    _count_text = "these windows hold {} tokens; load the same token stream"
+
     def __init__(self, tokens: Any, block_size: int, batch_size: int,
-                 seed: int | None = None) -> None:
-        for arg, value in (("block_size", block_size), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"TokenWindows: {arg} must be a positive integer, got {value!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                                 or seed < 0):
-            raise ValueError(f"TokenWindows: seed must be a non-negative integer or None, got "
-                             f"{seed!r}")
+                 seed: int | None = None, mesh: Any = None) -> None:
+        self._setup("TokenWindows", block_size, batch_size, seed)
         if isinstance(tokens, Tensor):
             tokens = tokens.numpy()
         tokens = np.asarray(tokens)
@@ -339,10 +345,56 @@ class TokenWindows:
                              f"{block_size} plus its shifted target; use a smaller block_size "
                              f"(at most {len(tokens) - 1})")
         self.tokens = tokens.astype(np.int64)
+        self.set_mesh(mesh)
+
+    def _setup(self, owner: str, block_size: int, batch_size: int, seed: int | None) -> None:
+        """Check and set what every kind of random batches has: sizes, seed, position."""
+        for arg, value in (("block_size", block_size), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{owner}: {arg} must be a positive integer, got {value!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                                 or seed < 0):
+            raise ValueError(f"{owner}: seed must be a non-negative integer or None, got "
+                             f"{seed!r}")
         self.block_size, self.batch_size = int(block_size), int(batch_size)
         self.seed = int(_random.initial_seed() if seed is None else seed)
         self.step = 0
-        self._device: tuple[Any, tuple[Any, Any]] | None = None
+        self.mesh: Any = None
+        self._device: tuple[Any, tuple[Any, ...]] | None = None
+
+    def set_mesh(self, mesh: Any) -> None:
+        """Hand out batches split over ``mesh``'s ``"data"`` devices from now on (``None``: plain
+        batches on the default device). See ``mesh`` in the class docs.
+
+        Example:
+            >>> import ember
+            >>> ember.set_backend("jax")
+            >>> w = TokenWindows(list(range(20)), block_size=4, batch_size=2, seed=0)
+            >>> w.set_mesh(ember.distributed.make_mesh(1))
+            >>> tuple(w.next()[0].data.sharding.spec)
+            ('data',)
+            >>> ember.set_backend("numpy")
+        """
+        if mesh is not None:
+            from ember import distributed
+
+            owner = type(self).__name__
+            mesh = distributed.make_mesh(mesh, owner=owner, arg="mesh")
+            distributed.check_divides(owner, self.batch_size, mesh)
+        self.mesh, self._device = mesh, None
+
+    @property
+    def _count(self) -> int:
+        return len(self.tokens)
+
+    def _host(self) -> tuple[np.ndarray, ...]:
+        """The host arrays whose rows make ``(x, y)``: the inputs and targets streams."""
+        t = self.tokens
+        return t[:-1], t[1:]
+
+    def _index(self, starts: np.ndarray) -> np.ndarray:
+        """The rows of :meth:`_host` that the windows at ``starts`` take (``(*S, block_size)``)."""
+        return starts[..., None] + np.arange(self.block_size)
 
     def __repr__(self) -> str:
         return (f"TokenWindows({len(self.tokens)} tokens, block_size={self.block_size}, "
@@ -370,15 +422,38 @@ class TokenWindows:
         rng = np.random.default_rng([self.seed, step])
         return rng.integers(0, self.num_windows, size=self.batch_size)
 
-    def _streams(self) -> tuple[Any, Any]:
-        """The inputs and targets streams (``tokens[:-1]``, ``tokens[1:]``) as backend arrays,
-        cached per backend, so that on JAX they are on the device once."""
+    def _streams(self) -> tuple[Any, ...]:
+        """:meth:`_host` as backend arrays, cached per backend, so that on JAX they are on the
+        device once (on every device of the mesh, with one)."""
         bk = backend.get()
         if self._device is None or self._device[0] is not bk:
-            t = self.tokens
-            self._device = (bk, (bk.asarray(t[:-1], dtype=t.dtype),
-                                 bk.asarray(t[1:], dtype=t.dtype)))
+            host = self._host()
+            if self.mesh is not None:
+                from ember import distributed
+
+                arrays = tuple(distributed.replicate(host, self.mesh))
+            else:
+                arrays = tuple(bk.asarray(a, dtype=a.dtype) for a in host)
+            self._device = (bk, arrays)
         return self._device[1]
+
+    def _gather(self, starts: np.ndarray) -> tuple[Any, ...]:
+        """One gather of the rows of ``starts`` (``(B,)`` or stacked ``(count, B)``); with a
+        mesh the samples come out split over it (whole on every device when they do not
+        divide, as the DataLoader does with a short last batch)."""
+        index = self._index(starts)
+        if self.mesh is None:
+            return backend.get().gather_rows(self._streams(), index)
+        from ember import distributed
+
+        stacked = starts.ndim == 2
+        per = int(starts.shape[-1])
+        sharding = (distributed.batch_sharding(self.mesh, 1 if stacked else 0)
+                    if per % distributed.data_size(self.mesh) == 0
+                    else distributed.replicated(self.mesh))
+        flat = index.reshape(-1, *index.shape[starts.ndim:])
+        return distributed.gather_rows(self._streams(), flat, sharding,
+                                       int(starts.shape[0]) if stacked else 0)
 
     def windows(self, starts: Any) -> tuple[Tensor, Tensor]:
         """The windows beginning at ``starts`` (an integer array of any shape ``S``): Tensors of
@@ -395,8 +470,7 @@ class TokenWindows:
             raise ValueError(f"TokenWindows.windows: starts must lie in "
                              f"0..{self.num_windows - 1}, got {int(starts.min())}.."
                              f"{int(starts.max())}")
-        index = starts[..., None] + np.arange(self.block_size)
-        x, y = backend.get().gather_rows(self._streams(), index)
+        x, y = self._gather(starts)
         return Tensor._make(x, False, None), Tensor._make(y, False, None)
 
     def next(self) -> tuple[Tensor, Tensor]:
@@ -507,7 +581,7 @@ class TokenWindows:
             {'step': 1, 'seed': 5, 'block_size': 4, 'batch_size': 2, 'num_tokens': 20}
         """
         return {"step": self.step, "seed": self.seed, "block_size": self.block_size,
-                "batch_size": self.batch_size, "num_tokens": len(self.tokens)}
+                "batch_size": self.batch_size, self._count_key: self._count}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a :meth:`state_dict`: the next batch is the one the saved windows were at.
@@ -521,15 +595,146 @@ class TokenWindows:
         for key in ("block_size", "batch_size"):
             if key in state and state[key] != getattr(self, key):
                 raise ValueError(
-                    f"TokenWindows.load_state_dict: the state has {key}={state[key]!r} but these "
-                    f"windows have {key}={getattr(self, key)!r}; build them as they were saved"
+                    f"{type(self).__name__}.load_state_dict: the state has {key}={state[key]!r} "
+                    f"but these have {key}={getattr(self, key)!r}; build them as they were saved"
                 )
-        if "num_tokens" in state and state["num_tokens"] != len(self.tokens):
+        key = self._count_key
+        if key in state and state[key] != self._count:
             raise ValueError(
-                f"TokenWindows.load_state_dict: the state has num_tokens={state['num_tokens']!r} "
-                f"but these windows hold {len(self.tokens)} tokens; load the same token stream"
+                f"{type(self).__name__}.load_state_dict: the state has {key}={state[key]!r} but "
+                + self._count_text.format(self._count)
             )
         step = int(state["step"])
         if step < 0:
             raise ValueError(f"TokenWindows.load_state_dict: step must be >= 0, got {step}")
         self.step, self.seed = step, int(state.get("seed", self.seed))
+
+
+class NameExamples(TokenWindows):
+    """makemore's training examples from a list of names, drawn at random like
+    :class:`TokenWindows` (same ``next`` / ``executions`` / ``eval_batches`` / state), so the
+    Trainer trains on them by steps.
+
+    Each name is framed by the boundary token 0 (``"\\n"``, makemore's ``"."``): it starts the
+    context and ends the name, so the model learns where names start and stop. Two forms:
+
+    - ``context=None``: one padded sequence per name (:func:`name_examples`), ``x`` and ``y``
+      of shape ``(batch_size, block_size)``, ``y = -1`` past the end (train with
+      ``CrossEntropyLoss(ignore_index=-1)``): for the sequence models (GPT, RNN, GRU, ...).
+    - ``context=k``: one example per character (the end mark included): ``x`` the previous
+      ``k`` tokens (padded with 0 before the name's start), ``y`` the next token, shapes
+      ``(batch_size, k)`` and ``(batch_size,)``: Bengio et al.'s MLP as in makemore's lectures.
+
+    Batch ``k`` draws ``batch_size`` examples with replacement from
+    ``numpy.random.default_rng([seed, k])`` (makemore samples with replacement too).
+    :meth:`eval_batches` with ``steps=None`` passes over every example once, in order.
+
+    Args:
+        names: the words (non-empty strings).
+        batch_size: examples per batch.
+        context: ``None`` or the context length ``k`` of the per-character form.
+        block_size: the padded length of the per-name form (default: longest name + 1).
+        tokenizer: a :class:`CharTokenizer` whose token 0 is ``"\\n"`` (default: ``"\\n"`` then
+            the sorted characters of ``names``).
+        seed: the sampling seed; ``None`` takes ``ember.initial_seed()``.
+        mesh: data parallelism on JAX, as for :class:`TokenWindows`.
+
+    Example:
+        >>> from ember.data import NameExamples
+        >>> ex = NameExamples(["ab", "b"], batch_size=2, context=2)
+        >>> ex.x.tolist(), ex.y.tolist(), ex.tokenizer.vocab
+        ([[0, 0], [0, 1], [1, 2], [0, 0], [0, 2]], [1, 2, 0, 2, 0], '\\nab')
+        >>> NameExamples(["ab", "b"], batch_size=2).x.tolist()
+        [[0, 1, 2], [0, 2, 0]]
+    """
+
+    _count_key = "num_examples"
+    _count_text = "these examples number {}; load the same names"
+
+    def __init__(self, names: Sequence[str], batch_size: int = 32, *, context: int | None = None,
+                 block_size: int | None = None, tokenizer: CharTokenizer | None = None,
+                 seed: int | None = None, mesh: Any = None) -> None:
+        names = list(names)
+        bad = [w for w in names if not isinstance(w, str) or not w or "\n" in w]
+        if not names or bad:
+            raise ValueError(f"NameExamples: names must be non-empty strings without newlines, "
+                             f"got {bad[0] if bad else names!r}")
+        if context is not None and block_size is not None:
+            raise ValueError("NameExamples: give context (one example per character) or "
+                             "block_size (one padded sequence per name), not both")
+        x, y, tok = name_examples(names, tokenizer, block_size)
+        if context is not None:
+            if isinstance(context, bool) or not isinstance(context, (int, np.integer)) \
+                    or context < 1:
+                raise ValueError(f"NameExamples: context must be a positive integer or None, "
+                                 f"got {context!r}")
+            x, y = _context_examples(x, y, int(context))
+        self._setup("NameExamples", x.shape[1], batch_size, seed)
+        self.names, self.tokenizer, self.context = names, tok, context
+        self.x, self.y = x, y
+        self.set_mesh(mesh)
+
+    def __repr__(self) -> str:
+        form = "per name" if self.context is None else f"context={self.context}"
+        return (f"NameExamples({len(self.names)} names, {self.num_windows} examples, {form}, "
+                f"batch_size={self.batch_size}, step={self.step})")
+
+    @property
+    def _count(self) -> int:
+        return len(self.x)
+
+    @property
+    def num_windows(self) -> int:
+        """The number of examples (names, or characters + end marks with ``context``).
+
+        Example:
+            >>> NameExamples(["ab", "b"], batch_size=1, context=3).num_windows
+            5
+        """
+        return len(self.x)
+
+    @property
+    def num_targets(self) -> int:
+        """The number of predicted characters (each name's letters and its end mark): what a
+        loss per character averages over.
+
+        Example:
+            >>> NameExamples(["ab", "b"], batch_size=1).num_targets
+            5
+        """
+        return int((self.y >= 0).sum())
+
+    def _host(self) -> tuple[np.ndarray, ...]:
+        return self.x, self.y
+
+    def _index(self, starts: np.ndarray) -> np.ndarray:
+        return starts
+
+    def eval_batches(self, steps: int | None = None) -> Iterator[tuple[Tensor, Tensor]]:
+        """A fixed pass for evaluation: with ``steps=None`` every example once, in order (the
+        last batch may be smaller); else ``steps`` batches of examples spread evenly.
+
+        Example:
+            >>> ex = NameExamples(["ab", "b", "c"], batch_size=2)
+            >>> [x.shape for x, _ in ex.eval_batches()]
+            [(2, 3), (1, 3)]
+        """
+        b = self.batch_size
+        if steps is None:
+            rows = np.arange(len(self.x))
+        else:
+            if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+                raise ValueError(f"NameExamples.eval_batches: steps must be a positive int or "
+                                 f"None, got {steps!r}")
+            rows = np.round(np.linspace(0, len(self.x) - 1, steps * b)).astype(np.int64)
+        for lo in range(0, len(rows), b):
+            yield self.windows(rows[lo:lo + b])
+
+
+def _context_examples(x: np.ndarray, y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The per-character ``(context, next)`` examples of per-name sequences ``(x, y)``."""
+    n, t = x.shape
+    padded = np.concatenate([np.zeros((n, k - 1), dtype=x.dtype), x], axis=1)
+    ctx = np.lib.stride_tricks.sliding_window_view(padded, k, axis=1)[:, :t]  # (n, t, k)
+    keep = y >= 0
+    return np.ascontiguousarray(ctx[keep]), y[keep]

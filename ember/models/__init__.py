@@ -17,8 +17,9 @@ Example:
 
 from __future__ import annotations
 
+from ember.models.builder import NAMES, build
 from ember.models.gpt import GPT
 from ember.models.makemore import GRULM, MLP, RNNLM, Bigram
 from ember.models.sampling import generate, sample_next
 
-__all__ = ["GPT", "Bigram", "MLP", "RNNLM", "GRULM", "generate", "sample_next"]
+__all__ = ["GPT", "Bigram", "MLP", "RNNLM", "GRULM", "generate", "sample_next", "build", "NAMES"]

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np  # host-side: arrays on disk
 
 from ember import backend
+from ember import models as _models  # registers GPT and the ladder for load_model
 from ember import nn as _nn
 from ember._version import __version__
 from ember.nn import registry
@@ -239,6 +240,8 @@ def _tokenizer(run_dir: Path, config: Mapping[str, Any]) -> Any:
     spec = None
     if (run_dir / "tokenizer.json").is_file():
         spec = _read_json(run_dir / "tokenizer.json")
+    elif (run_dir / "vocab.json").is_file():  # text runs before model.safetensors
+        spec = _read_json(run_dir / "vocab.json")
     elif isinstance(config.get("tokenizer"), dict):
         spec = config["tokenizer"]
     if spec is None:
@@ -249,6 +252,18 @@ def _tokenizer(run_dir: Path, config: Mapping[str, Any]) -> Any:
     if cls is None or spec.get("name") != "char":
         raise CheckpointError(f"{run_dir}: unknown tokenizer {spec.get('name')!r}")
     return cls.from_config(spec)
+
+
+def _text_model(folder: Path, config: Mapping[str, Any], checkpoint: Any) -> Module:
+    """The language model of a text run without ``model.safetensors`` (an older run's
+    ``weights.safetensors``, or the checkpoint of an unfinished one), built from its config."""
+    tok = _tokenizer(folder, config)
+    if tok is None:
+        raise CheckpointError(f"{folder}: a text run without its tokenizer (tokenizer.json)")
+    model = _models.build(config["model"], tok.vocab_size, config["data"]["block_size"])
+    weights = folder / "weights.safetensors"
+    model.load_state_dict(_ckpt.load(weights) if weights.is_file() else checkpoint)
+    return model
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> Run:
@@ -282,6 +297,8 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
         arrays, meta = _ckpt.read_checkpoint(ckpt)
     if (folder / "model.safetensors").is_file():
         model = load_model(folder / "model.safetensors")
+    elif config.get("text") and ((folder / "weights.safetensors").is_file() or meta is not None):
+        model = _text_model(folder, config, arrays["model"] if meta is not None else None)
     elif meta is not None:
         model = (_nn.from_config(meta["model_config"]) if meta.get("model_config")
                  else _nn.from_config(config["model"], config.get("input_shape")))

@@ -653,8 +653,8 @@ class Trainer:
             if y is not None:
                 raise ValueError(f"{owner}: x is a {type(x).__name__}, which yields the targets "
                                  f"too; do not pass y")
-            return self._on_mesh(owner, x) if isinstance(x, DataLoader) else (
-                x if isinstance(x, (BatchStream, TokenWindows)) else BatchStream(x))
+            return self._on_mesh(owner, x) if isinstance(x, (DataLoader, TokenWindows)) else (
+                x if isinstance(x, BatchStream) else BatchStream(x))
         _check_positive_int(owner, "batch_size", batch_size)
         if _is_dataset(x):
             return self._loader(x, batch_size, shuffle, seed, shard)
@@ -684,8 +684,9 @@ class Trainer:
                              f"ember.set_backend(\"jax\")")
         distributed.check_divides(owner, batch_size, self.mesh)
 
-    def _on_mesh(self, owner: str, loader: DataLoader) -> DataLoader:
-        """A DataLoader passed in hands out batches on the Trainer's mesh from now on."""
+    def _on_mesh(self, owner: str, loader: Any) -> Any:
+        """A DataLoader (or TokenWindows) passed in hands out batches on the Trainer's mesh from
+        now on."""
         if self.mesh is not None and loader.mesh is not self.mesh:
             self._check_mesh(owner, loader.batch_size)
             loader.set_mesh(self.mesh)
