@@ -429,7 +429,7 @@ def test_bad_config_is_one_error_line_and_exit_2(toml, message, tmp_path, monkey
     (["train", "missing.toml"], "missing.toml: no such config file"),
     (["train", "--preset", "nope"],
      "--preset: unknown preset 'nope'; choose one of mnist-cnn, mnist-mlp, names, "
-     "names-bigram, names-gru, names-mlp, shakespeare-char, spirals, xor"),
+     "names-bigram, names-gru, names-mlp, names-mlp-layers, shakespeare-char, spirals, xor"),
     (["train", "--preset", "spiral"], "--preset: unknown preset 'spiral' (did you mean "
      "'spirals'?); "),
     (["train", "--set", "epochs=0"], "--set epochs: epochs: expected an integer >= 1, got 0"),
