@@ -139,7 +139,7 @@ def test_max_min_with_dim_return_values_and_indices_like_pytorch(op, backend):
     zero_d = getattr(ember.tensor(2.5), op)(dim=0)
     assert (zero_d.values.item(), zero_d.indices.item()) == (2.5, 0)
     with pytest.raises(TypeError, match=rf"^ember.{op}: dim must be an int \(PyTorch's "
-                                        rf"max\(x, dim\) returns values and indices\), got "
+                                        rf"{op}\(x, dim\) returns values and indices\), got "
                                         rf"dim=\(0, 1\); use axis= for a tuple of axes or None$"):
         getattr(x, op)(dim=(0, 1))
     with pytest.raises(ValueError, match=f"{op}: axis 3 is out of range"):

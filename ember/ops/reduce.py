@@ -176,7 +176,7 @@ def _with_indices(op: str) -> Any:
         from ember.ops.index import TakeAlongAxis  # a sibling op family, imported after this one
 
         if not _is_int(axis):
-            raise TypeError(f"ember.{op}: dim must be an int (PyTorch's max(x, dim) returns "
+            raise TypeError(f"ember.{op}: dim must be an int (PyTorch's {op}(x, dim) returns "
                             f"values and indices), got dim={axis!r}; use axis= for a tuple of "
                             f"axes or None")
         a = normalize_axis(axis, x.ndim, op)
