@@ -144,3 +144,45 @@ def test_max_min_with_dim_return_values_and_indices_like_pytorch(op, backend):
         getattr(x, op)(dim=(0, 1))
     with pytest.raises(ValueError, match=f"{op}: axis 3 is out of range"):
         getattr(x, op)(dim=3)
+
+
+def test_fused_layer_norm_and_gelu_equal_their_composites(backend):
+    """The fused ops against the chains of primitives they replace, forward and gradients."""
+    import math
+
+    from ember.ops.elementwise import Erf
+    from tests.conftest import to_np
+
+    rng = np.random.default_rng(3)
+    data, up = rng.standard_normal((2, 5, 6)) * 3, rng.standard_normal((2, 5, 6))
+    w, b = rng.standard_normal(6), rng.standard_normal(6)
+
+    def run(fn):
+        x, wt, bt = (ember.tensor(a, requires_grad=True) for a in (data, w, b))
+        y = fn(x, wt, bt)
+        (y * ember.tensor(up)).sum().backward()
+        return [to_np(a) for a in (y, x.grad, wt.grad, bt.grad)]
+
+    def ln_chain(x, wt, bt):
+        mean, var = x.mean(axis=-1, keepdims=True), x.var(axis=-1, keepdims=True)
+        return (x - mean) / (var + 1e-5).sqrt() * wt + bt
+
+    def gelu_chain(x, wt, bt):
+        return 0.5 * x * (1 + Erf.apply(x * (1 / math.sqrt(2)))) * wt + bt
+
+    def gelu_tanh_chain(x, wt, bt):
+        inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)
+        return 0.5 * x * (1 + inner.tanh()) * wt + bt
+
+    for fused, chain in [(lambda x, wt, bt: ember.layer_norm(x, 6, wt, bt), ln_chain),
+                         (lambda x, wt, bt: x.gelu() * wt + bt, gelu_chain),
+                         (lambda x, wt, bt: x.gelu(approximate="tanh") * wt + bt,
+                          gelu_tanh_chain)]:
+        for got, want in zip(run(fused), run(chain)):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match=r"^ember.layer_norm: normalized_shape \(5,\) must be "
+                                         r"the last axes of x, got x of shape \(2, 5, 6\)$"):
+        ember.layer_norm(ember.tensor(data), 5)
+    with pytest.raises(ValueError, match=r"^ember.layer_norm: bias of shape \(5,\) must have "
+                                         r"normalized_shape \(6,\)$"):
+        ember.layer_norm(ember.tensor(data), 6, None, ember.tensor(np.zeros(5)))
