@@ -161,7 +161,7 @@ class ValuesIndices(NamedTuple):
     Example:
         >>> import ember
         >>> ember.tensor([[1.0, 5.0], [3.0, 4.0]]).max(dim=1).indices.tolist()
-        [1, 0]
+        [1, 1]
     """
 
     values: Tensor
@@ -205,7 +205,7 @@ class Max(_Extremum):
         [5.0, 4.0]
         >>> values, indices = ember.tensor([[1.0, 5.0], [3.0, 4.0]]).max(dim=1)
         >>> values.tolist(), indices.tolist()
-        ([5.0, 4.0], [1, 0])
+        ([5.0, 4.0], [1, 1])
     """
 
     def forward(ctx, x, axis=None, keepdims=False):
@@ -222,7 +222,7 @@ class Min(_Extremum):
         >>> ember.tensor([[1.0, 5.0], [3.0, 4.0]]).min(axis=1).tolist()
         [1.0, 3.0]
         >>> ember.tensor([[1.0, 5.0], [3.0, 4.0]]).min(dim=0).indices.tolist()
-        [0, 0]
+        [0, 1]
     """
 
     def forward(ctx, x, axis=None, keepdims=False):
