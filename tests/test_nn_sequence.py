@@ -194,6 +194,72 @@ def test_mha_pytorch_parameter_names():
 
 
 @pytest.mark.parametrize("need_weights", [True, False])
+def test_mha_kdim_vdim_matches_textbook_formula_and_gradchecks(backend, need_weights, rng):
+    ember.manual_seed(3)
+    mha = nn.MultiheadAttention(4, 2, kdim=3, vdim=5, dtype=ember.float64)
+    assert {n: p.shape for n, p in mha.named_parameters()} == {  # PyTorch's names and shapes
+        "q_proj_weight": (4, 4), "k_proj_weight": (4, 3), "v_proj_weight": (4, 5),
+        "in_proj_bias": (12,), "out_proj.weight": (4, 4), "out_proj.bias": (4,)}
+    assert mha.in_proj_weight is None and (mha.kdim, mha.vdim) == (3, 5)
+    mha.in_proj_bias.data = ember.tensor(rng.standard_normal(12)).data
+    q, k, v = (rng.standard_normal(s) for s in ((2, 3, 4), (2, 6, 3), (2, 6, 5)))
+    wq, wk, wv, b, wo, bo = (to_np(p) for p in mha.parameters())
+    pad = np.zeros((2, 6), bool)
+    pad[1, 4:] = True
+    additive = np.broadcast_to(np.where(pad[:, None, None, :], -np.inf, 0), (2, 2, 3, 6))
+
+    def textbook(q, k, v, wq, wk, wv, b, wo, bo):  # ref_mha with the three projections
+        d = 2
+        qp, kp, vp = q @ wq.T + b[:4], k @ wk.T + b[4:8], v @ wv.T + b[8:]
+        heads = []
+        for h in range(2):
+            sl = slice(h * d, (h + 1) * d)
+            p = _softmax(qp[..., sl] @ np.swapaxes(kp[..., sl], -1, -2) / np.sqrt(d)
+                         + additive[:, h])
+            heads.append(p @ vp[..., sl])
+        return np.concatenate(heads, -1) @ wo.T + bo
+
+    out, _ = mha(ember.tensor(q), ember.tensor(k), ember.tensor(v), need_weights=need_weights,
+                 key_padding_mask=ember.tensor(pad))
+    np.testing.assert_allclose(to_np(out), textbook(q, k, v, wq, wk, wv, b, wo, bo),
+                               rtol=1e-10, atol=1e-12)
+    names = [n for n, _ in mha.named_parameters()]
+    params = [ember.tensor(to_np(p), requires_grad=True) for p in mha.parameters()]
+    inputs = [ember.tensor(a, requires_grad=True) for a in (q, k, v)]
+
+    def fn(q, k, v, *ws):
+        saved = {n: mha.get_submodule(n.rpartition(".")[0])._parameters[n.rpartition(".")[2]]
+                 for n in names}
+        try:
+            for n, wt in zip(names, ws):
+                mha.get_submodule(n.rpartition(".")[0])._parameters[n.rpartition(".")[2]] = wt
+            return mha(q, k, v, key_padding_mask=ember.tensor(pad),
+                       need_weights=need_weights)[0]
+        finally:
+            for n, p in saved.items():
+                mha.get_submodule(n.rpartition(".")[0])._parameters[n.rpartition(".")[2]] = p
+
+    assert ember.gradcheck(fn, *inputs, *params)
+
+
+def test_mha_kdim_vdim_errors_and_config():
+    mha = nn.MultiheadAttention(4, 2, kdim=3, vdim=5)
+    with pytest.raises(ValueError, match=r"expected key \(B, T, 3\), got \(2, 3, 4\)$"):
+        mha(ember.zeros(2, 3, 4))  # self-attention needs kdim == vdim == embed_dim
+    with pytest.raises(ValueError, match=r"key \(2, 6, 3\) and value \(2, 5, 5\) must have "
+                                         r"the same batch and length"):
+        mha(ember.zeros(2, 3, 4), ember.zeros(2, 6, 3), ember.zeros(2, 5, 5))
+    with pytest.raises(ValueError, match="kdim=0 and vdim=None must be positive"):
+        nn.MultiheadAttention(4, 2, kdim=0)
+    cfg = nn.Sequential(mha).config()
+    assert cfg == [{"type": "multiheadattention", "num_heads": 2, "embed_dim": 4, "kdim": 3,
+                    "vdim": 5}]
+    assert nn.from_config(cfg)[0].k_proj_weight.shape == (4, 3)
+    assert nn.Sequential(nn.MultiheadAttention(4, 2, kdim=4)).config()[0] == {
+        "type": "multiheadattention", "num_heads": 2, "embed_dim": 4}
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
 def test_mha_gradchecks_end_to_end(backend, need_weights, rng):
     mha = _mha(4, 2)
     names = [n for n, _ in mha.named_parameters()]

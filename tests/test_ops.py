@@ -105,3 +105,84 @@ def test_every_attached_tensor_method_is_declared_for_type_checkers():
     declared = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
     missing = sorted(set(METHODS) - declared)
     assert not missing, f"declare these in Tensor's TYPE_CHECKING block (tensor.py): {missing}"
+
+
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_max_min_with_dim_return_values_and_indices_like_pytorch(op, backend):
+    from tests.conftest import to_np
+
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((3, 4, 5))
+    data[1, 2, :2] = data[1, 2].max() if op == "max" else data[1, 2].min()  # a tie: first wins
+    x = ember.tensor(data, requires_grad=True)
+    arg = np.argmax if op == "max" else np.argmin
+    for dim in (0, 1, -1):
+        values, indices = getattr(x, op)(dim=dim)
+        assert values.shape == indices.shape == tuple(np.delete(data.shape, dim % 3))
+        np.testing.assert_array_equal(to_np(indices), arg(data, axis=dim))
+        np.testing.assert_array_equal(to_np(values), getattr(np, op)(data, axis=dim))
+        kept = getattr(ember, op)(x, dim=dim, keepdim=True)
+        assert kept.values.shape == kept.indices.shape == tuple(
+            1 if i == dim % 3 else n for i, n in enumerate(data.shape))
+    # the gradient goes to the returned index only (PyTorch), not shared between ties
+    up = rng.standard_normal((3, 4))
+    (getattr(x, op)(dim=2).values * ember.tensor(up)).sum().backward()
+    want = np.zeros_like(data)
+    np.put_along_axis(want, arg(data, axis=2)[..., None], up[..., None], axis=2)
+    np.testing.assert_array_equal(to_np(x.grad), want)
+    assert want[1, 2, 0] == up[1, 2] and want[1, 2, 1] == 0.0
+    # NumPy's axis= (and a positional axis) is unchanged: the values alone
+    assert isinstance(getattr(x, op)(axis=1), ember.Tensor)
+    assert isinstance(getattr(x, op)(1), ember.Tensor)
+    assert ember.gradcheck(lambda t: getattr(t, op)(dim=1).values,
+                           ember.tensor(rng.standard_normal((3, 4)), requires_grad=True))
+    zero_d = getattr(ember.tensor(2.5), op)(dim=0)
+    assert (zero_d.values.item(), zero_d.indices.item()) == (2.5, 0)
+    with pytest.raises(TypeError, match=rf"^ember.{op}: dim must be an int \(PyTorch's "
+                                        rf"{op}\(x, dim\) returns values and indices\), got "
+                                        rf"dim=\(0, 1\); use axis= for a tuple of axes or None$"):
+        getattr(x, op)(dim=(0, 1))
+    with pytest.raises(ValueError, match=f"{op}: axis 3 is out of range"):
+        getattr(x, op)(dim=3)
+
+
+def test_fused_layer_norm_and_gelu_equal_their_composites(backend):
+    """The fused ops against the chains of primitives they replace, forward and gradients."""
+    import math
+
+    from ember.ops.elementwise import Erf
+    from tests.conftest import to_np
+
+    rng = np.random.default_rng(3)
+    data, up = rng.standard_normal((2, 5, 6)) * 3, rng.standard_normal((2, 5, 6))
+    w, b = rng.standard_normal(6), rng.standard_normal(6)
+
+    def run(fn):
+        x, wt, bt = (ember.tensor(a, requires_grad=True) for a in (data, w, b))
+        y = fn(x, wt, bt)
+        (y * ember.tensor(up)).sum().backward()
+        return [to_np(a) for a in (y, x.grad, wt.grad, bt.grad)]
+
+    def ln_chain(x, wt, bt):
+        mean, var = x.mean(axis=-1, keepdims=True), x.var(axis=-1, keepdims=True)
+        return (x - mean) / (var + 1e-5).sqrt() * wt + bt
+
+    def gelu_chain(x, wt, bt):
+        return 0.5 * x * (1 + Erf.apply(x * (1 / math.sqrt(2)))) * wt + bt
+
+    def gelu_tanh_chain(x, wt, bt):
+        inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)
+        return 0.5 * x * (1 + inner.tanh()) * wt + bt
+
+    for fused, chain in [(lambda x, wt, bt: ember.layer_norm(x, 6, wt, bt), ln_chain),
+                         (lambda x, wt, bt: x.gelu() * wt + bt, gelu_chain),
+                         (lambda x, wt, bt: x.gelu(approximate="tanh") * wt + bt,
+                          gelu_tanh_chain)]:
+        for got, want in zip(run(fused), run(chain)):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match=r"^ember.layer_norm: normalized_shape \(5,\) must be "
+                                         r"the last axes of x, got x of shape \(2, 5, 6\)$"):
+        ember.layer_norm(ember.tensor(data), 5)
+    with pytest.raises(ValueError, match=r"^ember.layer_norm: bias of shape \(5,\) must have "
+                                         r"normalized_shape \(6,\)$"):
+        ember.layer_norm(ember.tensor(data), 6, None, ember.tensor(np.zeros(5)))

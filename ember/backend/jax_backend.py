@@ -19,6 +19,34 @@ jax.config.update("jax_enable_x64", True)
 _NCHW = ("NCHW", "OIHW", "NCHW")
 
 
+def _slice_pads(shape: tuple[int, ...], index: Any) -> list[tuple[int, int, int, bool]] | None:
+    """For an index of ints, slices with a positive step and at most one Ellipsis: per axis of
+    ``shape`` (first element, count, step, whether the axis stays in the result); None for any
+    other index (integer or boolean arrays, None, negative steps)."""
+    items = index if isinstance(index, tuple) else (index,)
+    ellipses = [i for i, item in enumerate(items) if item is Ellipsis]
+    if len(ellipses) > 1:
+        return None
+    if ellipses:
+        at = ellipses[0]
+        items = items[:at] + (slice(None),) * (len(shape) - len(items) + 1) + items[at + 1:]
+    if len(items) > len(shape):
+        return None
+    items = items + (slice(None),) * (len(shape) - len(items))
+    out = []
+    for n, item in zip(shape, items):
+        if isinstance(item, slice):
+            start, stop, step = item.indices(n)
+            if step <= 0:
+                return None
+            out.append((start, len(range(start, stop, step)), step, True))
+        elif isinstance(item, (int, np.integer)) and not isinstance(item, bool) and -n <= item < n:
+            out.append((int(item) % n, 1, 1, False))
+        else:
+            return None
+    return out
+
+
 def _window_args(kernel: Any, stride: Any, padding: Any, dilation: Any) -> tuple[Any, ...]:
     """reduce_window's window, strides, padding, base and window dilation for an NCHW array."""
     return ((1, 1, *kernel), (1, 1, *stride), ((0, 0), (0, 0), *padding), (1, 1, 1, 1),
@@ -36,7 +64,20 @@ class JaxBackend(Backend):
         return np.asarray(jax.device_get(array))
 
     def index_add(self, shape: tuple[int, ...], dtype: Any, index: Any, values: Any) -> Any:
-        return jnp.zeros(shape, dtype).at[index].add(values)
+        pads = _slice_pads(shape, index)
+        if pads is None:
+            return jnp.zeros(shape, dtype).at[index].add(values)
+        # ints and slices: zero padding around the values, which XLA fuses into its consumers;
+        # a scatter-add here (e.g. the backward of ``hc[..., :n]`` in an LSTM) is a loop XLA
+        # cannot fuse and constant-folds slowly
+        if any(count == 0 for _, count, _, _ in pads):
+            return jnp.zeros(shape, dtype)
+        kept = [count for _, count, _, keep in pads if keep]
+        values = jnp.broadcast_to(jnp.asarray(values, dtype), kept)
+        values = values.reshape([count for _, count, _, _ in pads])
+        config = [(lo, n - lo - (count - 1) * step - 1, step - 1)
+                  for n, (lo, count, step, _) in zip(shape, pads)]
+        return lax.pad(values, jnp.zeros((), dtype), config)
 
     def erf(self, x: Any) -> Any:
         return jax.scipy.special.erf(x)

@@ -40,7 +40,9 @@ def _mask_tensor(mask: Any) -> Tensor:
 class MultiheadAttention(Module):
     """Multi-head attention, ``softmax(q k^T / sqrt(d) + mask) v`` per head, with PyTorch's
     parameters: ``in_proj_weight`` (3E, E) holding the query, key and value projections,
-    ``in_proj_bias`` (3E,) and ``out_proj`` (a Linear E->E).
+    ``in_proj_bias`` (3E,) and ``out_proj`` (a Linear E->E). With keys of ``kdim`` or values
+    of ``vdim`` features other than E, the projections are ``q_proj_weight`` (E, E),
+    ``k_proj_weight`` (E, kdim) and ``v_proj_weight`` (E, vdim) instead, as in PyTorch.
 
     ``mha(query, key=None, value=None, key_padding_mask=None, need_weights=True,
     attn_mask=None, average_attn_weights=True, is_causal=False)`` returns ``(output, weights)``:
@@ -59,6 +61,7 @@ class MultiheadAttention(Module):
         dropout: dropout on the attention weights, in training.
         bias: whether the projections have biases.
         batch_first: True: (B, T, E); False: (T, B, E).
+        kdim, vdim: the features of the keys and of the values (default E).
 
     Example:
         >>> import ember
@@ -67,10 +70,14 @@ class MultiheadAttention(Module):
         >>> out, w = mha(ember.zeros(2, 5, 16), is_causal=True)
         >>> out.shape, w.shape
         ((2, 5, 16), (2, 5, 5))
+        >>> cross = nn.MultiheadAttention(16, 4, kdim=6, vdim=3)
+        >>> cross(ember.zeros(2, 5, 16), ember.zeros(2, 7, 6), ember.zeros(2, 7, 3))[0].shape
+        (2, 5, 16)
     """
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
-                 batch_first: bool = True, dtype: Any = None) -> None:
+                 batch_first: bool = True, kdim: int | None = None, vdim: int | None = None,
+                 dtype: Any = None) -> None:
         super().__init__()
         self.embed_dim = int(embed_dim)
         self.num_heads = int(num_heads)
@@ -85,8 +92,19 @@ class MultiheadAttention(Module):
         self.batch_first = bool(batch_first)
         self.bias = bool(bias)
         e = self.embed_dim
-        self.in_proj_weight = Parameter(shape=(3 * e, e), init=_init.xavier_uniform_,
-                                        dtype=dtype)
+        self.kdim = e if kdim is None else int(kdim)
+        self.vdim = e if vdim is None else int(vdim)
+        if self.kdim < 1 or self.vdim < 1:
+            raise ValueError(f"MultiheadAttention: kdim={kdim} and vdim={vdim} must be positive "
+                             f"(or None for embed_dim={e})")
+        if self.kdim == e and self.vdim == e:
+            self.in_proj_weight = Parameter(shape=(3 * e, e), init=_init.xavier_uniform_,
+                                            dtype=dtype)
+        else:  # PyTorch's layout for keys and values of other sizes
+            self.register_parameter("in_proj_weight", None)
+            for name, n in (("q", e), ("k", self.kdim), ("v", self.vdim)):
+                setattr(self, f"{name}_proj_weight",
+                        Parameter(shape=(e, n), init=_init.xavier_uniform_, dtype=dtype))
         if bias:
             self.in_proj_bias = Parameter(shape=(3 * e,), init=_init.zeros_, dtype=dtype)
         else:
@@ -98,12 +116,13 @@ class MultiheadAttention(Module):
             self.register_buffer("dropout_key", _random.next_key(), persistent=False)
 
     # -- input checks ------------------------------------------------------------------------------
-    def _batched(self, x: Any, what: str) -> Tensor:
+    def _batched(self, x: Any, what: str, size: int | None = None) -> Tensor:
         x = _tensor(x)
-        if x.ndim != 3 or x.shape[-1] != self.embed_dim:
+        size = self.embed_dim if size is None else size
+        if x.ndim != 3 or x.shape[-1] != size:
             lead = "B, T" if self.batch_first else "T, B"
             raise ValueError(f"{self.path()} ({self.describe()}): expected {what} "
-                             f"({lead}, {self.embed_dim}), got {x.shape}")
+                             f"({lead}, {size}), got {x.shape}")
         return x if self.batch_first else x.swapaxes(0, 1)
 
     def _allowed(self, attn_mask: Any, key_padding_mask: Any, is_causal: bool, b: int, t: int,
@@ -156,6 +175,8 @@ class MultiheadAttention(Module):
         b, t, e = q_in.shape
         h, d = self.num_heads, self.head_dim
         w, bias = self.in_proj_weight, self.in_proj_bias
+        if w is None:  # separate projections (kdim or vdim other than embed_dim)
+            self_attention = False
         if self_attention:
             qkv = q_in @ w.T
             if bias is not None:
@@ -164,16 +185,18 @@ class MultiheadAttention(Module):
             q, k, v = qkv[0], qkv[1], qkv[2]
             s = t
         else:
-            k_in = self._batched(query if key is None else key, "key")
-            v_in = self._batched(k_in if value is None else value, "value")
-            if k_in.shape != v_in.shape or k_in.shape[0] != b:
+            k_in = self._batched(query if key is None else key, "key", self.kdim)
+            v_in = self._batched(k_in if value is None else value, "value", self.vdim)
+            if k_in.shape[:2] != v_in.shape[:2] or k_in.shape[0] != b:
                 raise ValueError(f"{self.path()} ({self.describe()}): key {k_in.shape} and value "
-                                 f"{v_in.shape} must have the same shape, with the query's "
-                                 f"batch {b}")
+                                 f"{v_in.shape} must have the same batch and length, with the "
+                                 f"query's batch {b}")
             s = k_in.shape[1]
             heads = []
             for i, x_in in enumerate((q_in, k_in, v_in)):
-                y = x_in @ w[i * e:(i + 1) * e].T
+                proj = (w[i * e:(i + 1) * e] if w is not None else
+                        (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight)[i])
+                y = x_in @ proj.T
                 if bias is not None:
                     y = y + bias[i * e:(i + 1) * e]
                 heads.append(y.reshape(b, x_in.shape[1], h, d).swapaxes(1, 2))
@@ -212,8 +235,9 @@ class MultiheadAttention(Module):
         return f"MultiheadAttention {self.embed_dim}/{self.num_heads}"
 
     def extra_repr(self) -> str:
+        extra = "" if self.in_proj_weight is not None else f", kdim={self.kdim}, vdim={self.vdim}"
         return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, "
-                f"dropout={self.dropout}, bias={self.in_proj_bias is not None}")
+                f"dropout={self.dropout}, bias={self.in_proj_bias is not None}{extra}")
 
 
 class TransformerBlock(Module):

@@ -513,7 +513,8 @@ def _sequence_types() -> dict[str, tuple[type, dict[str, Any], tuple[str, Any] |
                                        "affine": True}, ("num_channels", lambda s: s[0])),
         "multiheadattention": (attention.MultiheadAttention,
                                {"num_heads": _R, "embed_dim": None, "dropout": 0.0,
-                                "bias": True, "batch_first": True},
+                                "bias": True, "batch_first": True, "kdim": None,
+                                "vdim": None},
                                ("embed_dim", lambda s: s[-1])),
         "transformerblock": (attention.TransformerBlock,
                              {"n_head": _R, "d_model": None, "mlp_ratio": 4, "dropout": 0.0,
@@ -562,6 +563,8 @@ def _sequence_config(m: Module) -> dict[str, Any] | None:
         for name, default in fields.items():
             value = getattr(m, name)
             value = list(value) if isinstance(value, tuple) else value
+            if name in ("kdim", "vdim") and value == m.embed_dim:  # PyTorch's default
+                continue
             if default is _R or value != default or (infer and name == infer[0]):
                 out[name] = value
         return out

@@ -31,7 +31,6 @@ import numpy as np  # host-side checks of targets and predictions only
 from ember import backend
 from ember import random as _random
 from ember.ops import REGISTRY
-from ember.ops.activation import gelu
 from ember.ops.conv import (
     adaptive_avg_pool2d,
     adaptive_max_pool2d,
@@ -83,6 +82,7 @@ REDUCTIONS = ("mean", "sum", "none")
 
 # the activations and the fused BCE op, as registered (``ember.relu`` is ``F.relu``)
 relu = REGISTRY["relu"]
+gelu = REGISTRY["gelu"]
 leaky_relu = REGISTRY["leaky_relu"]
 sigmoid = REGISTRY["sigmoid"]
 tanh = REGISTRY["tanh"]

@@ -33,6 +33,7 @@ from ember.nn import init as _init
 from ember.nn.activations import get_activation
 from ember.nn.containers import Sequential
 from ember.nn.module import Module, Parameter
+from ember.ops.activation import layer_norm
 from ember.ops.dropout import dropout
 from ember.tensor import Tensor
 
@@ -505,15 +506,7 @@ class LayerNorm(Module):
         k = len(self.normalized_shape)
         if x.shape[x.ndim - k:] != self.normalized_shape or x.ndim < k:
             raise self.shape_error(_shape_str(("...", *self.normalized_shape)), x.shape)
-        axes = tuple(range(x.ndim - k, x.ndim))
-        mean = x.mean(axis=axes, keepdims=True)
-        var = x.var(axis=axes, keepdims=True)
-        y = (x - mean) / (var + self.eps).sqrt()
-        if self.weight is not None:
-            y = y * self.weight
-        if self.bias is not None:
-            y = y + self.bias
-        return y
+        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def describe(self) -> str:
         return f"LayerNorm {_shape_str(self.normalized_shape)}"

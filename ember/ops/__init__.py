@@ -48,17 +48,22 @@ def _keyword_error(name: str, params: list[inspect.Parameter], args: tuple[Any, 
 
 
 def _wrap(fn: Callable[..., Any], name: str, params: list[inspect.Parameter], doc: str | None,
-          ) -> Callable[..., Any]:
-    """``fn`` with PyTorch's keyword spellings renamed and wrong keywords explained."""
+          on_dim: Callable[..., Any] | None = None) -> Callable[..., Any]:
+    """``fn`` with PyTorch's keyword spellings renamed and wrong keywords explained; ``on_dim``
+    (if given) answers a call that spells the axis ``dim=`` (PyTorch's form of the op)."""
     names = {p.name for p in params}
     renames = {k: v for k, v in ALIASES.items() if v in names and k not in names}
 
     def op(*args: Any, **kwargs: Any) -> Any:
+        if on_dim is not None and "dim" in kwargs:
+            fn_ = on_dim
+        else:
+            fn_ = fn
         if kwargs and renames:
             for old in renames.keys() & kwargs.keys():
                 kwargs[renames[old]] = kwargs.pop(old)
         try:
-            return fn(*args, **kwargs)
+            return fn_(*args, **kwargs)
         except TypeError:
             _keyword_error(name, params, args, kwargs, renames)
             raise
@@ -82,6 +87,7 @@ def register(
     dunders: tuple[str, ...] = (),
     rdunders: tuple[str, ...] = (),
     differentiable: bool = True,
+    on_dim: Callable[..., Any] | None = None,
 ) -> Callable[[_T], _T]:
     """Make a Function subclass or a plain function ``ember.<name>`` and a Tensor method.
 
@@ -91,6 +97,9 @@ def register(
         dunders: operators that call the op as ``op(self, other)``, e.g. ``("__add__",)``.
         rdunders: reflected operators that call ``op(other, self)``, e.g. ``("__radd__",)``.
         differentiable: False for ops whose result never carries a gradient.
+        on_dim: called instead when the axis is spelled ``dim=``, for ops whose PyTorch form
+            returns something else (``max(dim=)`` gives values and indices); it receives the
+            arguments with ``dim`` renamed to ``axis``.
     """
 
     def deco(obj: _T) -> _T:
@@ -100,10 +109,10 @@ def register(
             obj.op_name = name
             PRIMITIVES[name] = obj
             params = list(inspect.signature(obj.forward).parameters.values())[1:]  # drop ctx
-            fn = _wrap(obj.apply, name, params, obj.__doc__)
+            fn = _wrap(obj.apply, name, params, obj.__doc__, on_dim)
         else:
             fn = _wrap(obj, name, list(inspect.signature(obj).parameters.values()),
-                       obj.__doc__)
+                       obj.__doc__, on_dim)
         fn.__name__ = fn.__qualname__ = name
         fn.__module__ = "ember"
         REGISTRY[name] = fn

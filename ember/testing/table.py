@@ -54,6 +54,11 @@ def _erf(xp: Any, x: Any) -> Any:
     return jax.scipy.special.erf(x)
 
 
+def _ln_ref(xp: Any, x: Any, axes: tuple[int, ...]) -> Any:
+    xc = x - x.mean(axis=axes, keepdims=True)
+    return xc / xp.sqrt((xc * xc).mean(axis=axes, keepdims=True) + 1e-5)
+
+
 def _softplus_ref(xp: Any, x: Any) -> Any:
     return xp.logaddexp(x, 0.0)
 
@@ -571,6 +576,12 @@ ROWS += [
         [((3, 2, 3),)]),
     Row("einsum", lambda a: ember.einsum("ijk->kij", a), lambda xp, a: xp.transpose(a, (2, 0, 1)),
         [((2, 3, 4),)]),
+    Row("layer_norm", lambda a, w, b: ember.layer_norm(a, (4,), w, b),
+        lambda xp, a, w, b: _ln_ref(xp, a, (-1,)) * w + b, [((3, 4), (4,), (4,))]),
+    Row("layer_norm", lambda a: ember.layer_norm(a, (3, 4)) * 2.0,
+        lambda xp, a: _ln_ref(xp, a, (-2, -1)) * 2.0, [((2, 3, 4),)]),
+    Row("layer_norm", lambda a, w: ember.layer_norm(a, 4, w),
+        lambda xp, a, w: _ln_ref(xp, a, (-1,)) * w, [((2, 3, 4), (4,))]),
     Row("scaled_dot_product_attention", ember.scaled_dot_product_attention, _sdpa_ref,
         [((2, 5, 4), (2, 6, 4), (2, 6, 3)), ((2, 2, 5, 4), (2, 2, 5, 4), (2, 2, 5, 4)),
          ((2, 5, 4), (6, 4), (6, 3))]),
