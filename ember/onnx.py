@@ -727,10 +727,13 @@ def _mha(g: Graph, m: Any, query: str, key: Any = None, value: Any = None,
     def batch_first(x: str) -> str:
         return x if m.batch_first else g.node("Transpose", [x], perm=[1, 0, 2])
 
-    w = m.in_proj_weight.numpy()
+    packed = m.in_proj_weight is not None  # else q/k/v_proj_weight (kdim or vdim other than E)
+    w = m.in_proj_weight.numpy() if packed else None
+    ws = ([w[i * e:(i + 1) * e] for i in range(3)] if packed else
+          [p.numpy() for p in (m.q_proj_weight, m.k_proj_weight, m.v_proj_weight)])
     b = None if m.in_proj_bias is None else m.in_proj_bias.numpy()
     q_in = batch_first(query)
-    if self_attention:
+    if self_attention and packed:
         qkv = g.node("MatMul", [q_in, g.const(w.T, "in_proj_t")])
         if b is not None:
             qkv = g.node("Add", [qkv, g.const(b, "in_proj_bias")])
@@ -741,7 +744,7 @@ def _mha(g: Graph, m: Any, query: str, key: Any = None, value: Any = None,
         v_in = k_in if value is None else batch_first(value)
         heads = []
         for i, x_in in enumerate((q_in, k_in, v_in)):
-            y = g.node("MatMul", [x_in, g.const(w[i * e:(i + 1) * e].T, "in_proj_t")])
+            y = g.node("MatMul", [x_in, g.const(ws[i].T, "in_proj_t")])
             if b is not None:
                 y = g.node("Add", [y, g.const(b[i * e:(i + 1) * e], "in_proj_bias")])
             heads.append(_heads(g, y, h, d))

@@ -358,6 +358,8 @@ SEQUENCE_CASES = [
     ("mha-cross-padding", lambda: nn.MultiheadAttention(8, 2),
      lambda b, t: (_floats(b, t, 8), _floats(b, t + 2, 8, seed=1), _floats(b, t + 2, 8, seed=2),
                    np.arange(t + 2)[None, :] >= (t + 2 - np.arange(b)[:, None] % 3))),
+    ("mha-cross-kdim-vdim", lambda: nn.MultiheadAttention(8, 2, kdim=6, vdim=3),
+     lambda b, t: (_floats(b, t, 8), _floats(b, t + 1, 6, seed=1), _floats(b, t + 1, 3, seed=2))),
     ("mha-seq-first", lambda: nn.MultiheadAttention(8, 2, batch_first=False),
      lambda b, t: (_floats(t, b, 8),)),
     ("block-pre", lambda: nn.TransformerBlock(8, 2, mlp_ratio=2), lambda b, t: (_floats(b, t, 8),)),
@@ -405,7 +407,7 @@ def _seq_axes(name, inputs):
         return {"input": {0: "length", 1: "batch"}}
     axes = {"input": {0: "batch", 1: "length"}}
     if name.startswith("mha-cross"):  # key, value and padding mask: S keys, not T
-        axes.update({f"input_{i}": {0: "batch", 1: "keys"} for i in (1, 2, 3)})
+        axes.update({f"input_{i}": {0: "batch", 1: "keys"} for i in range(1, len(inputs))})
     if name.startswith("block-post-padding"):  # (x, None, key_padding_mask)
         axes["input_1"] = {0: "batch", 1: "length"}
     if name.endswith("-state"):  # h_0 (and c_0): (layers * directions, batch, hidden)
