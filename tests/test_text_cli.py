@@ -216,3 +216,33 @@ def test_a_layer_list_config_trains_on_per_character_examples(tmp_path, capsys):
                                                       "block_size = 4"))
     code, _, err = cli(capsys, "train", tmp_path / "bad.toml", "--runs-dir", tmp_path)
     assert code == 2 and "data.context: one example per character" in err
+
+
+def test_accumulate_steps_in_a_text_config_trains_as_fit_does(tmp_path, monkeypatch, capsys):
+    """``--set accumulate_steps=2`` on a text preset gives exactly the weights of the same run
+    whose Trainer.fit is called with accumulate_steps=2 (two batches per optimizer step), and not
+    those of a run without it; a bad value is a config error."""
+    from ember.train.trainer import Trainer
+
+    args = ["train", "--preset", "names-bigram", "--no-plots", *TINY]
+
+    def weights(extra, accumulate=None):
+        if accumulate is not None:
+            fit = Trainer.fit
+            monkeypatch.setattr(Trainer, "fit", lambda self, *a, **k: fit(
+                self, *a, **{**k, "accumulate_steps": accumulate}))
+        runs = tmp_path / f"runs{len(list(tmp_path.iterdir()))}"
+        code, out, err = cli(capsys, *args, "--runs-dir", runs, *extra)
+        monkeypatch.undo()
+        assert code == 0, err
+        model = ember.load_run(run_folder(out)).model
+        return {k: np.asarray(v) for k, v in model.state_dict().items()}
+
+    from_config = weights(["--set", "accumulate_steps=2"])
+    from_fit = weights([], accumulate=2)
+    plain = weights([])
+    for k in from_config:
+        np.testing.assert_array_equal(from_config[k], from_fit[k])
+    assert any(not np.array_equal(from_config[k], plain[k]) for k in plain)
+    code, _, err = cli(capsys, *args, "--runs-dir", tmp_path / "bad", "--set", "accumulate_steps=0")
+    assert code == 2 and "accumulate_steps: expected an integer >= 1, got 0" in err

@@ -40,10 +40,11 @@ TEXT_DATA = ("tiny-shakespeare", "names")
 MODELS = ("gpt", "bigram", "mlp", "rnn", "gru")
 _TOP = {"name", "seed", "backend", "steps", "eval_every", "eval_steps", "batch_size", "grad_clip",
         "data", "model", "optimizer", "schedule", "sample", "text",
-        "steps_per_execution"}
+        "steps_per_execution", "accumulate_steps"}
 _DEFAULTS: dict[str, Any] = {"name": "text", "seed": 0, "backend": "numpy", "steps": 1000,
                              "eval_every": None, "eval_steps": 20, "batch_size": 32,
                              "grad_clip": None, "schedule": None, "steps_per_execution": 1,
+                             "accumulate_steps": 1,
                              "optimizer": {"name": "adamw", "lr": 1e-3},
                              "sample": {"tokens": 500, "temperature": 1.0, "top_k": None,
                                         "prompt": ""}}
@@ -130,6 +131,11 @@ def resolve_text(raw: dict[str, Any], src: Source, default_name: str) -> dict[st
     cfg["eval_every"] = _pos_int(src, "eval_every", cfg["eval_every"], True) or cfg["steps"]
     _pos_int(src, "eval_steps", cfg["eval_steps"])
     _pos_int(src, "steps_per_execution", cfg["steps_per_execution"])
+    _pos_int(src, "accumulate_steps", cfg["accumulate_steps"])
+    if cfg["accumulate_steps"] > 1 and cfg["steps_per_execution"] != 1 and cfg["backend"] == "jax":
+        raise src.error("accumulate_steps", f"{cfg['accumulate_steps']} runs one optimizer step "
+                        "per compiled call; it cannot be combined with steps_per_execution = "
+                        f"{cfg['steps_per_execution']!r} on JAX (set steps_per_execution = 1)")
     _pos_float(src, "grad_clip", cfg["grad_clip"], True)
     opt = cfg["optimizer"]
     if opt.get("name") not in ("adamw", "adam"):
@@ -362,6 +368,7 @@ def train_text(raw: dict[str, Any], src: Source, args: argparse.Namespace, defau
     start = time.perf_counter()
     history = _fit_run(run_dir, "in interval", lambda callbacks: trainer.fit(
         train, steps=cfg["steps"], eval_every=cfg["eval_every"], eval_steps=cfg["eval_steps"],
+        accumulate_steps=cfg["accumulate_steps"],
         validation_data=val, verbose=args.verbose, callbacks=callbacks,
         resume_from=run_dir / "checkpoint" if resume_dir else None))
     if history is None:
