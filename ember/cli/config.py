@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np  # data sets are host arrays until the DataLoader moves them
 
+from ember.optim.lr import check_lr
+
 __all__ = [
     "CliError",
     "Source",
@@ -317,6 +319,13 @@ def _number(src: Source, key: str, value: Any, low: float, high: float = math.in
     return float(value)
 
 
+def _lr(src: Source, key: str, value: Any) -> float:
+    try:  # the one check of a learning rate, in this file's words
+        return float(check_lr(value, key))
+    except ValueError:
+        raise src.error(key, f"expected a number > 0, got {_show(value)}") from None
+
+
 def _table(src: Source, key: str, value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise src.error(key, f"expected {what}, got {_show(value)}")
@@ -462,8 +471,7 @@ def _resolve_optimizer(spec: Any, src: Source) -> dict[str, Any]:
     options = _signature_keys(cls.__init__, ("params", "lr"))
     _check_keys(t, ["name", "lr", "schedule", *options], src, "optimizer.")
     out: dict[str, Any] = {"name": name,
-                           "lr": _number(src, "optimizer.lr", t.get("lr", default_lr), 0.0,
-                                         low_open=True)}
+                           "lr": _lr(src, "optimizer.lr", t.get("lr", default_lr))}
     out.update({k: t[k] for k in options if k in t})
     sched = t.get("schedule")
     if sched is not None:

@@ -42,6 +42,7 @@ import numpy as np  # host-side numbers only
 
 from ember import backend
 from ember.nn.monitor import Monitor
+from ember.optim.lr import check_lr
 from ember.train.boundaries import DecisionBoundaryRecorder, DecisionFrame
 from ember.train.callback import REGISTRY, Callback
 
@@ -419,9 +420,8 @@ class LearningRateScheduler(Callback):
         else:
             lr = self.schedule(epoch)
         lr = float(lr)
-        if not (math.isfinite(lr) and lr > 0):
-            raise ValueError(f"LearningRateScheduler: the schedule gave lr={lr!r} for epoch "
-                             f"{epoch}; it must return a positive finite number")
+        check_lr(lr, "LearningRateScheduler: the schedule gave lr", need="a positive finite number",
+                 message="{what}={got} for epoch " f"{epoch}" "; it must return {need}")
         opt.set_lr(lr)
         if self.verbose:
             print(f"LearningRateScheduler: epoch {epoch + 1}, lr {lr:g}", file=sys.stdout)
@@ -701,8 +701,7 @@ class ReduceLROnPlateau(Callback, name="reduce_lr_on_plateau"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"ReduceLROnPlateau: {name} must be a non-negative integer, "
                                  f"got {value!r}")
-        if not isinstance(min_lr, (int, float)) or min_lr < 0:
-            raise ValueError(f"ReduceLROnPlateau: min_lr must be a number >= 0, got {min_lr!r}")
+        check_lr(min_lr, "ReduceLROnPlateau: min_lr", allow_zero=True, need="a number >= 0")
         self.monitor = monitor
         self.factor = float(factor)
         self.patience = patience
