@@ -425,3 +425,24 @@ def test_epoch_mode_runs_each_epoch_once_whether_or_not_batches_divide_it(n):
                                        rtol=1e-5, atol=1e-6, err_msg=key)
     finally:
         ember.set_backend("numpy")
+
+
+def test_lazy_metric_state_needs_no_dry_forward_pass(on_jax):
+    """F1 without num_classes gets its (3, 3) state from the shapes of the model's output before
+    compiling: it adds no run of the model on concrete arrays, and each step traces once."""
+    from ember import backend as bk
+
+    x, y = make_data(n=32)
+    concrete = {}
+    for metrics in ([], ["f1"]):
+        model = make_mlp()
+        calls = concrete[len(metrics)] = []
+        model.register_forward_hook(lambda m, args, out, calls=calls: calls.append(
+            not bk.is_traced(args[0].data)))
+        t = ember.Trainer(model, "cross_entropy", optim.SGD(model.parameters(), lr=0.1),
+                          metrics=metrics, steps_per_execution=2)
+        t.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    assert sum(concrete[1]) == sum(concrete[0])  # the label check's probe, nothing more
+    f1 = t.metrics[0]
+    assert f1.num_classes == 3 and f1.init()["matrix"].shape == (3, 3)
+    assert t.scan_function.trace_count == 1

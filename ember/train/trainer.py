@@ -604,23 +604,16 @@ class Trainer:
         return state
 
     def _materialize_metrics(self, x: Any, y: Any) -> None:
-        """Give metrics whose state is made on the first update (``init()`` is ``{}``, e.g. a
-        confusion matrix of unknown size) their state from the shapes of a one-sample eval-mode
-        prediction, so that a compiled step (and a scan's carry) keeps one state structure."""
+        """Metrics whose size follows from the data (``init()`` is ``{}``, e.g. a confusion
+        matrix without ``num_classes``) make their state from the shapes of the model's output
+        for one batch, known by lowering the predict step (nothing runs), so that a compiled
+        step (and a scan's carry) keeps one state structure."""
         lazy = [m for m in self.metrics if not m.init()]
         if not lazy or not self.compiled:
             return
-        was_training, key = self.model.training, _random.get_state()
-        self.model.eval()
-        try:
-            with no_grad():
-                pred = self.model(Tensor._make(x.data[:1], False, None))
-        finally:
-            self.model.train(was_training)
-            _random.set_state(key)
-        empty_y = None if y is None else Tensor._make(y.data[:0], False, None)
+        pred = self.predict_function.lower(self.model, x).out_info[0]
         for m in lazy:
-            m.update(m.init(), Tensor._make(pred.data[:0], False, None), empty_y)
+            m.init(pred, y)
 
     def _results(self, mstate: dict[str, dict[str, Any]], prefix: str = "",
                  loss: float | None = None) -> dict[str, Any]:
