@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np  # data sets are host arrays until the DataLoader moves them
 
+from ember.nn.config import takes_images
 from ember.optim.lr import check_lr
 
 __all__ = [
@@ -62,8 +63,6 @@ SYNTHETIC = ("spirals", "ellipses", "moons", "circles", "xor", "blobs")
 _IMAGES = ("mnist", "mnist-5k", "fashion-mnist")
 #: the data sets a config can name
 DATA_SETS = SYNTHETIC + _IMAGES
-_CONV_TYPES = {"conv2d", "conv", "maxpool2d", "maxpool", "avgpool2d", "avgpool",
-               "globalavgpool2d", "adaptiveavgpool2d", "adaptivemaxpool2d"}
 
 
 class CliError(Exception):
@@ -344,14 +343,6 @@ def _signature_keys(fn: Callable[..., Any], skip: Sequence[str]) -> list[str]:
     return [p for p in inspect.signature(fn).parameters if p not in skip and p != "self"]
 
 
-def _has_conv(entries: Any) -> bool:
-    for e in entries if isinstance(entries, list) else []:
-        if isinstance(e, dict):
-            if str(e.get("type", "")).lower() in _CONV_TYPES or _has_conv(e.get("layers")):
-                return True
-    return False
-
-
 # -- resolving -------------------------------------------------------------------------------------
 
 def _synthetic_fn(name: str) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
@@ -425,7 +416,7 @@ def _resolve_data(spec: Any, model: Any, src: Source) -> dict[str, Any]:
         if not isinstance(download, bool):
             raise src.error("data.download", f"expected true or false, got {_show(download)}")
         out["download"] = download
-    flatten = d.get("flatten", not _has_conv(model))
+    flatten = d.get("flatten", not takes_images(model))
     if not isinstance(flatten, bool):
         raise src.error("data.flatten", f"expected true or false, got {_show(flatten)}")
     out["flatten"] = flatten

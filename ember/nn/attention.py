@@ -21,6 +21,7 @@ from ember.nn.containers import Sequential
 from ember.nn.layers import Dropout, Lambda, LayerNorm, Linear
 from ember.nn.module import Module, Parameter
 from ember.nn.norm import RMSNorm
+from ember.nn.registry import REQUIRED
 from ember.ops.attention import scaled_dot_product_attention
 from ember.ops.dropout import dropout
 from ember.tensor import Tensor
@@ -68,6 +69,11 @@ class MultiheadAttention(Module):
         >>> out.shape, w.shape
         ((2, 5, 16), (2, 5, 5))
     """
+
+    config_name, config_aliases = "multiheadattention", ("mha", "multihead_attention")
+    config_fields = {"num_heads": REQUIRED, "embed_dim": None, "dropout": 0.0, "bias": True,
+                     "batch_first": True}
+    config_infer = {"embed_dim": lambda s: s[-1]}
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
                  batch_first: bool = True, dtype: Any = None) -> None:
@@ -245,6 +251,15 @@ class TransformerBlock(Module):
         >>> nn.TransformerBlock(16, 2, norm="rms")(ember.zeros(3, 4, 16)).shape
         (3, 4, 16)
     """
+
+    config_name, config_aliases = "transformerblock", ("transformer",)
+    config_fields = {"n_head": REQUIRED, "d_model": None, "mlp_ratio": 4, "dropout": 0.0,
+                     "norm": "layer", "pre_norm": True, "causal": False, "activation": "gelu",
+                     "bias": True, "norm_eps": 1e-5}
+    config_infer = {"d_model": lambda s: s[-1]}
+
+    def config_output_shape(self, shape: Any) -> Any:
+        return shape
 
     def __init__(self, d_model: int, n_head: int, mlp_ratio: float = 4, dropout: float = 0.0,
                  norm: str = "layer", pre_norm: bool = True, causal: bool = False,
