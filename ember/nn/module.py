@@ -548,19 +548,8 @@ class Module:
         own = self._state_tensors()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
-        mismatched = []
-        for k, t in own.items():
-            if k in state_dict:
-                got = tuple(as_array(state_dict[k]).shape)
-                if got != tuple(t.shape):
-                    mismatched.append(f"{k!r}: checkpoint {got}, model {tuple(t.shape)}")
-        problems = []
-        if strict and missing:
-            problems.append("missing keys: " + ", ".join(repr(k) for k in missing))
-        if strict and unexpected:
-            problems.append("unexpected keys: " + ", ".join(repr(k) for k in unexpected))
-        if mismatched:
-            problems.append("shape mismatches: " + "; ".join(mismatched))
+        problems = _load_problems(own, state_dict, missing if strict else [],
+                                  unexpected if strict else [])
         if problems:
             raise RuntimeError(
                 f"Error(s) in loading state_dict for {type(self).__name__}:\n  "
@@ -756,6 +745,26 @@ class Module:
         for name, p in self._parameters.items():
             if p is not None:
                 p._set_owner(self, name)
+
+
+def _load_problems(own: dict[str, Tensor], state_dict: dict[str, Any], missing: list[str],
+                   unexpected: list[str]) -> list[str]:
+    """The lines of ``load_state_dict``'s error: missing and unexpected keys (as given), then
+    every shape mismatch."""
+    mismatched = []
+    for k, t in own.items():
+        if k in state_dict:
+            got = tuple(as_array(state_dict[k]).shape)
+            if got != tuple(t.shape):
+                mismatched.append(f"{k!r}: checkpoint {got}, model {tuple(t.shape)}")
+    problems = []
+    if missing:
+        problems.append("missing keys: " + ", ".join(repr(k) for k in missing))
+    if unexpected:
+        problems.append("unexpected keys: " + ", ".join(repr(k) for k in unexpected))
+    if mismatched:
+        problems.append("shape mismatches: " + "; ".join(mismatched))
+    return problems
 
 
 def _check_name(module: Module, name: str) -> None:

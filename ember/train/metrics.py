@@ -221,22 +221,7 @@ class Accuracy(_Mean):
     def _resolve(self, p: Any, t: Any) -> tuple[str, Any, Any]:
         """(kind, y_pred, y_true) with the shapes made to fit that kind; raises on a mismatch."""
         ps, ts = tuple(p.shape), tuple(t.shape)
-        kind = self.kind
-        if kind == "auto":
-            if ps == ts:
-                if not _is_float(p):
-                    kind = "equal"
-                elif len(ps) >= 2 and ps[-1] > 1:
-                    kind = "categorical"
-                else:
-                    kind = "binary"
-            elif len(ps) == len(ts) + 1 and ps[:-1] == ts:
-                kind = "binary" if ps[-1] == 1 else "sparse_categorical"
-            elif len(ps) == len(ts) and ps[:-1] == ts[:-1] and ts and ts[-1] == 1 and ps[-1] > 1:
-                kind = "sparse_categorical"
-            else:
-                raise self._mismatch(p, t, f"y_true of shape {ps[:-1]} (integer labels) or "
-                                           f"{ps} (one-hot or binary targets)")
+        kind = self._auto_kind(p, t) if self.kind == "auto" else self.kind
         if kind == "binary":
             if len(ps) == len(ts) + 1 and ps[:-1] == ts and ps[-1] == 1:
                 p = p.reshape(ts)
@@ -252,6 +237,20 @@ class Accuracy(_Mean):
             elif not (len(ps) == len(ts) + 1 and ps[:-1] == ts):
                 raise self._mismatch(p, t, f"y_true of shape {ps[:-1]} (integer labels)")
         return kind, p, t
+
+    def _auto_kind(self, p: Any, t: Any) -> str:
+        """The kind that the shapes (and the predictions' dtype) say."""
+        ps, ts = tuple(p.shape), tuple(t.shape)
+        if ps == ts:
+            if not _is_float(p):
+                return "equal"
+            return "categorical" if len(ps) >= 2 and ps[-1] > 1 else "binary"
+        if len(ps) == len(ts) + 1 and ps[:-1] == ts:
+            return "binary" if ps[-1] == 1 else "sparse_categorical"
+        if len(ps) == len(ts) and ps[:-1] == ts[:-1] and ts and ts[-1] == 1 and ps[-1] > 1:
+            return "sparse_categorical"
+        raise self._mismatch(p, t, f"y_true of shape {ps[:-1]} (integer labels) or {ps} "
+                                   f"(one-hot or binary targets)")
 
     def _values(self, p: Any, t: Any) -> Any:
         xp = backend.get().xp
@@ -670,14 +669,19 @@ def get_metric(metric: str | dict[str, Any] | Metric | Callable[..., Any], loss:
     else:
         raise ValueError(f"unknown metric {metric!r}; valid names: {', '.join(METRICS)}, "
                          f"top<k> (e.g. top5)")
-    kwargs: dict[str, Any] = {"name": key, **defaults}
-    if loss is not None:
-        implied = _from_loss(loss)
-        if cls is Accuracy and "kind" not in defaults:
-            kwargs.update(implied)
-        elif issubclass(cls, _ClassCounts) and "threshold" in implied:
-            kwargs["threshold"] = implied["threshold"]
-        elif cls is Accuracy and "threshold" in implied and defaults.get("kind") == "binary":
-            kwargs["threshold"] = implied["threshold"]
-    kwargs.update(options)
+    kwargs = {"name": key, **defaults, **_implied_by(loss, cls, defaults), **options}
     return cls(**kwargs)
+
+
+def _implied_by(loss: Any, cls: type[Metric], defaults: dict[str, Any]) -> dict[str, Any]:
+    """What the training loss says about a metric: accuracy's kind and threshold, and the
+    binary threshold of the confusion-matrix metrics."""
+    if loss is None:
+        return {}
+    implied = _from_loss(loss)
+    if cls is Accuracy and "kind" not in defaults:
+        return dict(implied)
+    binary = cls is Accuracy and defaults.get("kind") == "binary"
+    if (issubclass(cls, _ClassCounts) or binary) and "threshold" in implied:
+        return {"threshold": implied["threshold"]}
+    return {}
