@@ -291,29 +291,23 @@ class JitFunction:
         slots: list[_Slot] = [_StateSlot(_random)]
         seen: set[int] = set()
 
-        def add_tensor(t: Tensor, grad: bool) -> None:
-            if id(t) in seen:
-                return
-            seen.add(id(t))
-            slots.append(_DataSlot(t))
-            if grad:
-                slots.append(_GradSlot(t))
+        def add_tensors(tensors: Any, grad: bool) -> None:
+            for t in tensors:
+                if t is not None and id(t) not in seen:
+                    seen.add(id(t))
+                    slots.extend([_DataSlot(t), _GradSlot(t)] if grad else [_DataSlot(t)])
 
         for leaf in leaves:
             if isinstance(leaf, module_cls):
-                for p in leaf.parameters():
-                    add_tensor(p, True)
-                for b in leaf.buffers():
-                    if b is not None:
-                        add_tensor(b, False)
+                add_tensors(leaf.parameters(), True)
+                add_tensors(leaf.buffers(), False)
             elif isinstance(leaf, opt_cls):
-                for p in leaf.params():
-                    add_tensor(p, True)
+                add_tensors(leaf.params(), True)
         for leaf in leaves:  # optimizer state after the tensors it updates
             if isinstance(leaf, opt_cls):
                 slots.append(_StateSlot(leaf))
             elif isinstance(leaf, Tensor) and leaf.requires_grad:
-                add_tensor(leaf, True)
+                add_tensors([leaf], True)
         return slots
 
     # -- calling ---------------------------------------------------------------------------------

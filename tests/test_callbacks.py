@@ -222,3 +222,25 @@ def test_terminate_on_nan_is_added_once():
     assert not cbs.needs_sync_batches  # progress and NaN checks may report a step late
     assert CallbackList([Recorder()], trainer=t).needs_sync_batches
     assert not math.isnan(0.0)
+
+
+def test_a_named_callback_class_is_reachable_from_a_config_without_editing_the_cli():
+    from ember.cli.config import Source, _resolve_callbacks, build_callbacks
+    from ember.train import callbacks
+
+    class CountEpochs(callbacks.Callback, name="count_epochs_test"):
+        def __init__(self, every=1):
+            self.every = every
+
+        def config(self):
+            return {"name": "count_epochs_test", "every": self.every}
+
+    try:
+        assert callbacks.REGISTRY["count_epochs_test"] is CountEpochs
+        src = Source("c.toml", ".")
+        cfg = {"callbacks": _resolve_callbacks({"count_epochs_test": {"every": 3}}, 0.0, src)}
+        (cb,) = build_callbacks(cfg, src)
+        assert isinstance(cb, CountEpochs) and cb.every == 3
+        assert callbacks.from_config(cb.config()).every == 3
+    finally:
+        callbacks.REGISTRY.pop("count_epochs_test")

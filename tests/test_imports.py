@@ -28,11 +28,7 @@ FLOORS = [
 ]
 
 # Known exceptions, each with its reason; the list may only shrink.
-ALLOWED = {
-    # ``ember.callbacks.DecisionBoundaryRecorder`` is looked up in ember.plot on first use (a
-    # module __getattr__): the recorder and its grid are still to move below plot/.
-    ("ember.train.callbacks", "ember.plot"),
-}
+ALLOWED: set[tuple[str, str]] = set()
 
 
 def floor(module: str) -> int:

@@ -550,3 +550,42 @@ def test_not_a_tensor_is_a_type_error():
         optim.SGD([np.zeros(3)], lr=0.1)
     with pytest.raises(TypeError, match="set_schedule expects a callable step -> lr or None"):
         optim.SGD([_w()], lr=0.1).set_schedule(0.5)
+
+
+# -- the one learning-rate check ---------------------------------------------------------------
+
+LR_VALUES = [(0.1, True), (1, True), (np.float32(0.5), True), (0, False), (-0.1, False),
+             (math.inf, False), (math.nan, False), (True, False), ("0.1", False), (None, False)]
+
+
+@pytest.mark.parametrize("value, ok", LR_VALUES)
+def test_every_lr_site_accepts_the_same_learning_rates(value, ok):
+    from ember.cli.config import CliError, Source, _resolve_optimizer
+    from ember.optim.lr import is_lr
+
+    sites = {
+        "optimizer": lambda: optim.SGD([_w()], lr=value),
+        "set_lr": lambda: optim.SGD([_w()], lr=0.1).set_lr(value),
+        "schedule": lambda: optim.schedules.constant(value),
+        "cli": lambda: _resolve_optimizer({"name": "sgd", "lr": value}, Source("c.toml", ".")),
+    }
+    outcome = {}
+    for name, make in sites.items():
+        try:
+            make()
+            outcome[name] = True
+        except (ValueError, CliError):
+            outcome[name] = False
+    assert outcome == dict.fromkeys(sites, ok)
+    assert is_lr(value) is ok
+
+
+def test_check_lr_names_the_owner_the_value_and_what_it_must_be():
+    from ember.optim.lr import check_lr
+
+    with pytest.raises(ValueError, match=r"^Adam: lr must be a finite number > 0, got -1$"):
+        check_lr(-1, "Adam: lr")
+    with pytest.raises(ValueError, match=r"^x: lr=nan at step 3; must be >= 0$"):
+        check_lr(math.nan, "x: lr", allow_zero=True, need=">= 0",
+                 message="{what}={got}{where}; must be {need}", where=lambda: " at step 3")
+    assert check_lr(0, "x", allow_zero=True) == 0

@@ -425,3 +425,58 @@ def test_epoch_mode_runs_each_epoch_once_whether_or_not_batches_divide_it(n):
                                        rtol=1e-5, atol=1e-6, err_msg=key)
     finally:
         ember.set_backend("numpy")
+
+
+def test_lazy_metric_state_needs_no_dry_forward_pass(on_jax):
+    """F1 without num_classes gets its (3, 3) state from the shapes of the model's output before
+    compiling: it adds no run of the model on concrete arrays, and each step traces once."""
+    from ember import backend as bk
+
+    x, y = make_data(n=32)
+    concrete = {}
+    for metrics in ([], ["f1"]):
+        model = make_mlp()
+        calls = concrete[len(metrics)] = []
+        model.register_forward_hook(lambda m, args, out, calls=calls: calls.append(
+            not bk.is_traced(args[0].data)))
+        t = ember.Trainer(model, "cross_entropy", optim.SGD(model.parameters(), lr=0.1),
+                          metrics=metrics, steps_per_execution=2)
+        t.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    assert sum(concrete[1]) == sum(concrete[0])  # the label check's probe, nothing more
+    f1 = t.metrics[0]
+    assert f1.num_classes == 3 and f1.init()["matrix"].shape == (3, 3)
+    assert t.scan_function.trace_count == 1
+
+
+def test_a_cnn_on_cpu_runs_epoch_mode_unrolled_and_equal_to_per_step(on_jax):
+    """XLA's CPU convolutions are slow inside a while loop: steps_per_execution="epoch" runs at
+    most UNROLL_STEPS steps per dispatch, unrolled (no while op in the program), with the same
+    numbers as one step per dispatch."""
+    from ember.tensor import Tensor
+    from ember.train.trainer import UNROLL_STEPS
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 1, 6, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    runs = {}
+    for spe in (1, "epoch"):
+        ember.manual_seed(0)
+        model = nn.Sequential(nn.Conv2D(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
+                              nn.Flatten(), nn.Linear(18, 3))
+        t = ember.Trainer(model, "cross_entropy", optim.Adam(model.parameters(), lr=0.01),
+                          steps_per_execution=spe)
+        seen, cb = batch_losses()
+        t.fit(x, y, epochs=2, batch_size=8, shuffle=False, callbacks=[cb], verbose=0)
+        runs[spe] = (seen, weights(model), t)
+    np.testing.assert_allclose(runs["epoch"][0], runs[1][0], rtol=1e-5, atol=1e-6)
+    for k, w in runs[1][1].items():
+        np.testing.assert_allclose(runs["epoch"][1][k], w, rtol=1e-5, atol=1e-6, err_msg=k)
+    t = runs["epoch"][2]
+    assert t._execution() == (UNROLL_STEPS, True) and t.scan_function.trace_count == 1
+    xs = Tensor(x[:16].reshape(2, 8, 1, 6, 6))
+    ys = Tensor(y[:16].reshape(2, 8))
+    args = (t.model, t.optimizer, xs, ys, t._init_mstate(with_loss=False), Tensor(True))
+    unrolled = t.scan_function.lower(*args, True).as_text()
+    looped = t.scan_function.lower(*args, False).as_text()
+    assert "convolution" in unrolled and "while" not in unrolled
+    assert "while" in looped  # the check sees a loop where there is one

@@ -155,9 +155,14 @@ class Backend:
         raise NotImplementedError
 
     # -- control flow -----------------------------------------------------------------------------
-    def scan(self, body: Any, carry: Any, xs: Any) -> tuple[Any, Any]:
+    def platform(self) -> str:
+        """Where arrays are computed: ``"cpu"``, ``"gpu"`` or ``"tpu"``."""
+        return "cpu"
+
+    def scan(self, body: Any, carry: Any, xs: Any, unroll: bool = False) -> tuple[Any, Any]:
         """``lax.scan``'s contract: apply ``body(carry, x) -> (carry, y)`` to each leading slice of
-        the pytree ``xs``; return the last carry and the ``y``s stacked."""
+        the pytree ``xs``; return the last carry and the ``y``s stacked. ``unroll``: one copy of
+        the body per slice, no loop in the compiled program."""
         raise NotImplementedError
 
     def take_rows(self, arrays: tuple[Any, ...], start: int, size: int) -> tuple[Any, ...]:

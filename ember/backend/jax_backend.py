@@ -149,8 +149,11 @@ class JaxBackend(Backend):
         return _avg_pool2d_grad(g, tuple(x_shape), tuple(kernel), tuple(stride),
                                 _hashable(padding), tuple(dilation), divisor)
 
-    def scan(self, body: Any, carry: Any, xs: Any) -> tuple[Any, Any]:
-        return jax.lax.scan(body, carry, xs)
+    def platform(self) -> str:
+        return str(jax.default_backend())
+
+    def scan(self, body: Any, carry: Any, xs: Any, unroll: bool = False) -> tuple[Any, Any]:
+        return jax.lax.scan(body, carry, xs, unroll=True if unroll else 1)
 
     def take_rows(self, arrays: tuple[Any, ...], start: int, size: int) -> tuple[Any, ...]:
         # a dynamic start: one compiled program per batch size, not one per slice

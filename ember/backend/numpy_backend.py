@@ -436,7 +436,7 @@ class NumpyBackend(Backend):
         return _scatter_windows(lambda i, j: share, (n, c, h + top + bottom, w + left + right),
                                 share.dtype, kernel, stride, dilation, padding, like=share)
 
-    def scan(self, body: Any, carry: Any, xs: Any) -> tuple[Any, Any]:
+    def scan(self, body: Any, carry: Any, xs: Any, unroll: bool = False) -> tuple[Any, Any]:
         if isinstance(xs, (tuple, list)):
             n = len(xs[0])
             items = [type(xs)(x[i] for x in xs) for i in range(n)]

@@ -30,6 +30,9 @@ from typing import Any
 
 import numpy as np  # data sets are host arrays until the DataLoader moves them
 
+from ember.nn.config import takes_images
+from ember.optim.lr import check_lr
+
 __all__ = [
     "CliError",
     "Source",
@@ -61,8 +64,6 @@ SYNTHETIC = ("spirals", "ellipses", "moons", "circles", "xor", "blobs")
 _IMAGES = ("mnist", "mnist-5k", "fashion-mnist")
 #: the data sets a config can name
 DATA_SETS = SYNTHETIC + _IMAGES
-_CONV_TYPES = {"conv2d", "conv", "maxpool2d", "maxpool", "avgpool2d", "avgpool",
-               "globalavgpool2d", "adaptiveavgpool2d", "adaptivemaxpool2d"}
 
 
 class CliError(Exception):
@@ -318,6 +319,13 @@ def _number(src: Source, key: str, value: Any, low: float, high: float = math.in
     return float(value)
 
 
+def _lr(src: Source, key: str, value: Any) -> float:
+    try:  # the one check of a learning rate, in this file's words
+        return float(check_lr(value, key))
+    except ValueError:
+        raise src.error(key, f"expected a number > 0, got {_show(value)}") from None
+
+
 def _table(src: Source, key: str, value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise src.error(key, f"expected {what}, got {_show(value)}")
@@ -334,14 +342,6 @@ def _name(src: Source, key: str, value: Any, choices: Sequence[str], what: str) 
 
 def _signature_keys(fn: Callable[..., Any], skip: Sequence[str]) -> list[str]:
     return [p for p in inspect.signature(fn).parameters if p not in skip and p != "self"]
-
-
-def _has_conv(entries: Any) -> bool:
-    for e in entries if isinstance(entries, list) else []:
-        if isinstance(e, dict):
-            if str(e.get("type", "")).lower() in _CONV_TYPES or _has_conv(e.get("layers")):
-                return True
-    return False
 
 
 # -- resolving -------------------------------------------------------------------------------------
@@ -417,7 +417,7 @@ def _resolve_data(spec: Any, model: Any, src: Source) -> dict[str, Any]:
         if not isinstance(download, bool):
             raise src.error("data.download", f"expected true or false, got {_show(download)}")
         out["download"] = download
-    flatten = d.get("flatten", not _has_conv(model))
+    flatten = d.get("flatten", not takes_images(model))
     if not isinstance(flatten, bool):
         raise src.error("data.flatten", f"expected true or false, got {_show(flatten)}")
     out["flatten"] = flatten
@@ -463,8 +463,7 @@ def _resolve_optimizer(spec: Any, src: Source) -> dict[str, Any]:
     options = _signature_keys(cls.__init__, ("params", "lr"))
     _check_keys(t, ["name", "lr", "schedule", *options], src, "optimizer.")
     out: dict[str, Any] = {"name": name,
-                           "lr": _number(src, "optimizer.lr", t.get("lr", default_lr), 0.0,
-                                         low_open=True)}
+                           "lr": _lr(src, "optimizer.lr", t.get("lr", default_lr))}
     out.update({k: t[k] for k in options if k in t})
     sched = t.get("schedule")
     if sched is not None:

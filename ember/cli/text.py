@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ember.cli.config import CliError, Source, _did_you_mean
+from ember.cli.config import CliError, Source, _did_you_mean, _lr
 
 TEXT_DATA = ("tiny-shakespeare", "names")
 MODELS = ("gpt", "bigram", "mlp", "rnn", "gru")
@@ -140,7 +140,7 @@ def resolve_text(raw: dict[str, Any], src: Source, default_name: str) -> dict[st
     opt = cfg["optimizer"]
     if opt.get("name") not in ("adamw", "adam"):
         raise src.error("optimizer.name", f"expected adamw or adam, got {opt.get('name')!r}")
-    _pos_float(src, "optimizer.lr", opt.get("lr"))
+    _lr(src, "optimizer.lr", opt.get("lr"))
     sched = cfg["schedule"]
     if sched and int(sched.get("warmup_steps", 0)) >= int(sched.get("decay_steps", cfg["steps"])):
         raise src.error("schedule.warmup_steps", f"{sched['warmup_steps']} warm-up steps leave "

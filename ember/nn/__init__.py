@@ -42,8 +42,9 @@ from ember.nn.layers import (
     LayerNorm,
     Linear,
 )
-from ember.nn.module import Module, Parameter
+from ember.nn.module import Module
 from ember.nn.monitor import Monitor
+from ember.nn.parameter import Parameter
 from ember.nn.registry import register
 
 __all__ = [

@@ -20,6 +20,7 @@ from typing import Any
 
 from ember.creation import full
 from ember.nn.module import Module, Parameter
+from ember.nn.registry import REQUIRED
 from ember.tensor import Tensor
 
 __all__ = [
@@ -42,9 +43,19 @@ def _tensor(x: Any) -> Tensor:
 
 
 class _Activation(Module):
-    """An activation: ``config_name`` is its name in :data:`ACTIVATIONS` and in configs."""
+    """An activation: ``config_name`` is its name in :data:`ACTIVATIONS` and in configs. Its
+    own entry type, ``{"type": "activation", "activation": <name or entry>}``, is any of them."""
 
-    config_name = ""
+    config_name = "activation"
+    config_fields = {"activation": REQUIRED}
+
+    @classmethod
+    def build_config(cls, f: dict[str, Any], shape: Any, where: str) -> Any:
+        if cls is _Activation:
+            from ember.nn.config import activation_modules
+
+            return activation_modules(f["activation"], where), shape
+        return [cls(**f)], shape
 
     def config(self) -> dict[str, Any]:
         """The entry that rebuilds this activation in ``nn.from_config``."""
@@ -113,6 +124,7 @@ class PReLU(_Activation):
     """
 
     config_name = "prelu"
+    config_fields = {"num_parameters": 1, "init": 0.25}
 
     def __init__(self, num_parameters: int = 1, init: float = 0.25, trainable: bool = True,
                  dtype: Any = None) -> None:
@@ -185,6 +197,7 @@ class Softmax(_Activation):
     """
 
     config_name = "softmax"
+    config_fields = {"axis": -1}
 
     def __init__(self, axis: int = -1, *, dim: int | None = None) -> None:
         super().__init__()
@@ -214,6 +227,7 @@ class LogSoftmax(Softmax):
     """
 
     config_name = "log_softmax"
+    config_fields = {"axis": -1}
 
     def forward(self, x: Any) -> Tensor:
         return _tensor(x).log_softmax(axis=self.axis)

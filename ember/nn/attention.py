@@ -21,6 +21,7 @@ from ember.nn.containers import Sequential
 from ember.nn.layers import Dropout, Lambda, LayerNorm, Linear
 from ember.nn.module import Module, Parameter
 from ember.nn.norm import RMSNorm
+from ember.nn.registry import REQUIRED
 from ember.ops.attention import scaled_dot_product_attention
 from ember.ops.dropout import dropout
 from ember.tensor import Tensor
@@ -74,6 +75,18 @@ class MultiheadAttention(Module):
         >>> cross(ember.zeros(2, 5, 16), ember.zeros(2, 7, 6), ember.zeros(2, 7, 3))[0].shape
         (2, 5, 16)
     """
+
+    config_name, config_aliases = "multiheadattention", ("mha", "multihead_attention")
+    config_fields = {"num_heads": REQUIRED, "embed_dim": None, "dropout": 0.0, "bias": True,
+                     "batch_first": True, "kdim": None, "vdim": None}
+    config_infer = {"embed_dim": lambda s: s[-1]}
+
+    def config(self) -> dict[str, Any]:
+        """The generic entry, with ``kdim``/``vdim`` only where they differ from embed_dim."""
+        from ember.nn.config import generic_config
+
+        return {k: v for k, v in generic_config(self).items()
+                if k not in ("kdim", "vdim") or v != self.embed_dim}
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
                  batch_first: bool = True, kdim: int | None = None, vdim: int | None = None,
@@ -269,6 +282,15 @@ class TransformerBlock(Module):
         >>> nn.TransformerBlock(16, 2, norm="rms")(ember.zeros(3, 4, 16)).shape
         (3, 4, 16)
     """
+
+    config_name, config_aliases = "transformerblock", ("transformer",)
+    config_fields = {"n_head": REQUIRED, "d_model": None, "mlp_ratio": 4, "dropout": 0.0,
+                     "norm": "layer", "pre_norm": True, "causal": False, "activation": "gelu",
+                     "bias": True, "norm_eps": 1e-5}
+    config_infer = {"d_model": lambda s: s[-1]}
+
+    def config_output_shape(self, shape: Any) -> Any:
+        return shape
 
     def __init__(self, d_model: int, n_head: int, mlp_ratio: float = 4, dropout: float = 0.0,
                  norm: str = "layer", pre_norm: bool = True, causal: bool = False,

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ember.nn.module import Module
+from ember.nn.registry import REQUIRED
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict"]
 
@@ -95,6 +96,16 @@ class Sequential(Module):
         for m in modules:
             self.append(m)
         return self
+
+    # as an entry of a config: {"type": "sequential", "layers": [...]}
+    config_name = "sequential"
+    config_fields = {"layers": REQUIRED}
+
+    @classmethod
+    def build_config(cls, f: dict[str, Any], shape: Any, where: str) -> Any:
+        from ember.nn.config import build_list
+
+        return build_list(f["layers"], shape, where + ".")
 
     def config(self) -> list[dict[str, Any]]:
         """The JSON-serialisable list of layer entries that ``nn.from_config`` rebuilds.

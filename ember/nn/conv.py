@@ -25,8 +25,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ember.creation import zeros
 from ember.nn import init as _init
+from ember.nn.config import activation_modules, as_tuple, jsonable, need, probe
 from ember.nn.module import Module, Parameter
+from ember.nn.registry import REQUIRED
 from ember.ops.conv import (
     _pair,
     _pool_padding,
@@ -82,6 +85,48 @@ def _padding_attr(padding: Any) -> Any:
     return padding
 
 
+# -- config entries (nn.from_config): conv2d / conv1d ----------------------------------------------
+
+_CONV_FIELDS = {"filters": REQUIRED, "kernel_size": REQUIRED, "stride": 1, "padding": 0,
+                "dilation": 1, "groups": 1, "bias": True, "activation": None, "init": None,
+                "in_channels": None}
+
+
+def _conv_build(cls: Any, f: dict[str, Any], shape: Any, where: str) -> Any:
+    """A conv entry: the layer (and an activation layer after it when one is named)."""
+    c_in = f["in_channels"]
+    if c_in is None:
+        c_in = need(shape, where, "in_channels")[0]
+    layer = cls(c_in, f["filters"], as_tuple(f["kernel_size"]), stride=as_tuple(f["stride"]),
+                padding=as_tuple(f["padding"]), dilation=as_tuple(f["dilation"]),
+                groups=f["groups"], bias=f["bias"], init=f["init"])
+    op = conv2d if cls is Conv2D else conv1d
+    k = layer.kernel_size if cls is Conv2D else (layer.kernel_size,)
+
+    def run(x: Any) -> Any:  # a zero weight: calling the layer would draw its weights now,
+        # keyed by a path it does not have yet
+        w = zeros((layer.out_channels, x.shape[1] // layer.groups, *k))
+        return op(x, w, None, layer.stride, layer.padding, layer.dilation, layer.groups)
+
+    return [layer, *activation_modules(f["activation"], where)], probe(shape, run, where)
+
+
+def _conv_config(self: Any) -> dict[str, Any]:
+    """The conv entry (``filters``: Keras' name; options not at their defaults)."""
+    out: dict[str, Any] = {"type": self.config_name, "filters": self.out_channels,
+                           "kernel_size": jsonable(self.kernel_size)}
+    for name, default in (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1)):
+        value = jsonable(getattr(self, name))
+        if value != default:
+            out[name] = value
+    if self.bias is None:
+        out["bias"] = False
+    if getattr(self, "init_name", None) is not None:
+        out["init"] = self.init_name
+    out["in_channels"] = self.in_channels
+    return out
+
+
 def _with_path(layer: Module, fn: Any) -> Tensor:
     """Run ``fn()``; an argument error from the op is re-raised with the layer's path."""
     try:
@@ -119,6 +164,9 @@ class Conv2D(Module):
         (8, 3, 3, 3)
     """
 
+    config_name, config_aliases, config_images = "conv2d", ("conv",), True
+    config_fields = _CONV_FIELDS
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
                  stride: int | tuple[int, int] = 1, padding: Any = 0,
                  dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = True,
@@ -152,6 +200,9 @@ class Conv2D(Module):
         _check_nchw(self, x, str(self.in_channels))
         return _with_path(self, lambda: conv2d(x, self.weight, self.bias, self.stride,
                                                self.padding, self.dilation, self.groups))
+
+    build_config = classmethod(_conv_build)
+    config = _conv_config
 
     def describe(self) -> str:
         kh, kw = self.kernel_size
@@ -198,6 +249,8 @@ class Conv1D(Module):
         (8, 4, 5)
     """
 
+    config_name, config_fields = "conv1d", _CONV_FIELDS
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: Any = 0, dilation: int = 1, groups: int = 1, bias: bool = True,
                  init: Any = None, bias_init: Any = None, trainable: bool = True,
@@ -231,6 +284,9 @@ class Conv1D(Module):
         return _with_path(self, lambda: conv1d(x, self.weight, self.bias, self.stride,
                                                self.padding, self.dilation, self.groups))
 
+    build_config = classmethod(_conv_build)
+    config = _conv_config
+
     def describe(self) -> str:
         return f"Conv1D {self.in_channels}->{self.out_channels} k{self.kernel_size}"
 
@@ -254,6 +310,27 @@ Conv1d = Conv1D
 class _Pool2D(Module):
     _op: Any = None
     _options: tuple[tuple[str, Any], ...] = ()  # the keyword options after padding, and defaults
+    config_images = True
+
+    @classmethod
+    def build_config(cls, f: dict[str, Any], shape: Any, where: str) -> Any:
+        options = {k: as_tuple(v) for k, v in f.items() if k not in ("pool_size", "stride",
+                                                                      "padding")}
+        layer = cls(as_tuple(f["pool_size"]), stride=as_tuple(f["stride"]),
+                    padding=as_tuple(f["padding"]), **options)
+        return [layer], probe(shape, layer, where)
+
+    def config(self) -> dict[str, Any]:
+        """The pooling entry (``pool_size``: Keras' name; options not at their defaults)."""
+        out: dict[str, Any] = {"type": self.config_name, "pool_size": jsonable(self.kernel_size)}
+        if self.stride is not None and jsonable(self.stride) != jsonable(self.kernel_size):
+            out["stride"] = jsonable(self.stride)
+        if jsonable(self.padding) != 0:
+            out["padding"] = jsonable(self.padding)
+        for name, default in self._options:
+            if getattr(self, name) != default:
+                out[name] = jsonable(getattr(self, name))
+        return out
 
     def __init__(self, kernel_size: int | tuple[int, int],
                  stride: int | tuple[int, int] | None = None, padding: Any = 0,
@@ -309,6 +386,9 @@ class MaxPool2D(_Pool2D):
 
     _op = staticmethod(max_pool2d)
     _options = (("dilation", 1), ("ceil_mode", False))
+    config_name, config_aliases = "maxpool2d", ("maxpool",)
+    config_fields = {"pool_size": REQUIRED, "stride": None, "padding": 0, "dilation": 1,
+                     "ceil_mode": False}
 
     def __init__(self, kernel_size: int | tuple[int, int],
                  stride: int | tuple[int, int] | None = None, padding: Any = 0,
@@ -333,6 +413,9 @@ class AvgPool2D(_Pool2D):
 
     _op = staticmethod(avg_pool2d)
     _options = (("ceil_mode", False), ("count_include_pad", True))
+    config_name, config_aliases = "avgpool2d", ("avgpool",)
+    config_fields = {"pool_size": REQUIRED, "stride": None, "padding": 0, "ceil_mode": False,
+                     "count_include_pad": True}
 
     def __init__(self, kernel_size: int | tuple[int, int],
                  stride: int | tuple[int, int] | None = None, padding: Any = 0,
@@ -348,6 +431,16 @@ AvgPool2d = AvgPool2D
 
 class _AdaptivePool2D(Module):
     _op: Any = None
+    config_images = True
+
+    @classmethod
+    def build_config(cls, f: dict[str, Any], shape: Any, where: str) -> Any:
+        layer = cls(as_tuple(f["output_size"]))
+        return [layer], probe(shape, layer, where)
+
+    def config(self) -> dict[str, Any]:
+        """The adaptive pooling entry."""
+        return {"type": self.config_name, "output_size": jsonable(self.output_size)}
 
     def __init__(self, output_size: int | tuple[int | None, int | None]) -> None:
         super().__init__()
@@ -385,6 +478,7 @@ class AdaptiveAvgPool2D(_AdaptivePool2D):
     """
 
     _op = staticmethod(adaptive_avg_pool2d)
+    config_name = "adaptiveavgpool2d"
 
 
 class AdaptiveMaxPool2D(_AdaptivePool2D):
@@ -399,6 +493,7 @@ class AdaptiveMaxPool2D(_AdaptivePool2D):
     """
 
     _op = staticmethod(adaptive_max_pool2d)
+    config_name = "adaptivemaxpool2d"
 
 
 #: PyTorch's spellings
@@ -415,6 +510,13 @@ class GlobalAvgPool2D(Module):
         >>> nn.GlobalAvgPool2D()(ember.ones(2, 5, 3, 3)).shape
         (2, 5)
     """
+
+    config_name, config_images = "globalavgpool2d", True
+
+    @classmethod
+    def build_config(cls, f: dict[str, Any], shape: Any, where: str) -> Any:
+        layer = cls()
+        return [layer], probe(shape, layer, where)
 
     def forward(self, x: Any) -> Tensor:
         x = _tensor(x)

@@ -14,6 +14,7 @@ from typing import Any
 from ember import backend
 from ember.nn import init as _init
 from ember.nn.module import Module, Parameter
+from ember.nn.registry import REQUIRED
 from ember.ops.index import Embedding as _EmbeddingOp
 from ember.tensor import Tensor, as_array
 
@@ -60,6 +61,12 @@ class Embedding(Module):
         ...
         IndexError: model (Embedding 10x3): index 10 is out of range for 10 embeddings (valid: 0..9)
     """
+
+    config_name = "embedding"
+    config_fields = {"num_embeddings": REQUIRED, "embedding_dim": REQUIRED, "padding_idx": None}
+
+    def config_output_shape(self, shape: Any) -> Any:
+        return None if shape is None else (*shape, self.embedding_dim)
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
                  trainable: bool = True, dtype: Any = None) -> None:

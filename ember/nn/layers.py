@@ -29,8 +29,10 @@ from typing import Any
 from ember import backend
 from ember import random as _random
 from ember.function import no_grad
+from ember.nn import config as _cfg
 from ember.nn import init as _init
 from ember.nn.activations import get_activation
+from ember.nn.config import REQUIRED, ConfigError
 from ember.nn.containers import Sequential
 from ember.nn.module import Module, Parameter
 from ember.ops.activation import layer_norm
@@ -52,6 +54,17 @@ __all__ = [
     "LayerNorm",
     "Lambda",
 ]
+
+
+def _sizes(f: dict[str, Any], where: str, kind: str, *names: str) -> None:
+    """The sizes of an entry are positive integers (not 3.7, not true), named in the error."""
+    for name in names:
+        if f[name] is not None:
+            try:
+                check_size("", name, f[name])
+            except ValueError:
+                raise ConfigError(f"{where} ({kind!r}): {name} must be a positive integer, got "
+                                  f"{f[name]!r}") from None
 
 
 def _tensor(x: Any) -> Tensor:
@@ -139,6 +152,10 @@ class Linear(Module):
         (5, 2)
     """
 
+    config_name, config_aliases = "dense", ("linear",)
+    config_fields = {"units": REQUIRED, "activation": None, "bias": True, "dropout": 0.0,
+                     "init": None, "in_features": None}
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  activation: Any = None, init: Any = None, bias_init: Any = None,
                  trainable: bool = True, dtype: Any = None) -> None:
@@ -171,6 +188,36 @@ class Linear(Module):
 
     def describe(self) -> str:
         return f"Linear {self.in_features}->{self.out_features}"
+
+    @classmethod
+    def build_config(cls, f: dict[str, Any], shape: Any, where: str) -> Any:
+        """A dense entry: this layer, and a Dropout after it when ``dropout`` is set."""
+        _sizes(f, where, "dense", "units", "in_features")
+        n_in = f["in_features"]
+        if n_in is None:
+            n_in = _cfg.need(shape, where, "in_features")[-1]
+        elif shape is not None and shape[-1] != n_in:
+            raise ConfigError(f"{where}: in_features={n_in} but the input has shape (None, "
+                              f"{', '.join(map(str, shape))})")
+        act = _cfg.build_activation(f["activation"], where)
+        mods: list[Module] = [cls(n_in, f["units"], bias=f["bias"], activation=act,
+                                  init=f["init"])]
+        if f["dropout"]:
+            mods.append(Dropout(f["dropout"]))
+        return mods, None if shape is None else (*shape[:-1], int(f["units"]))
+
+    def config(self, where: str = "") -> dict[str, Any]:
+        """The dense entry that rebuilds this layer (its activation by name)."""
+        out: dict[str, Any] = {"type": "dense", "units": self.out_features}
+        act = _cfg.activation_config(self.activation, where)
+        if act is not None:
+            out["activation"] = act
+        if self.bias is None:
+            out["bias"] = False
+        if self.init_name is not None:
+            out["init"] = self.init_name
+        out["in_features"] = self.in_features
+        return out
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -242,6 +289,9 @@ class Flatten(Module):
         (2, 12)
     """
 
+    config_name = "flatten"
+    config_fields = {"start_axis": 1, "end_axis": -1}
+
     def __init__(self, start_axis: int = 1, end_axis: int = -1, *, start_dim: int | None = None,
                  end_dim: int | None = None) -> None:
         super().__init__()
@@ -250,6 +300,18 @@ class Flatten(Module):
 
     def forward(self, x: Any) -> Tensor:
         return _tensor(x).flatten(self.start_axis, self.end_axis)
+
+    @classmethod
+    def build_config(cls, f: dict[str, Any], shape: Any, where: str) -> Any:
+        layer = cls(f["start_axis"], f["end_axis"])
+        return [layer], _cfg.probe(shape, layer, where)
+
+    def config(self) -> dict[str, Any]:
+        """The flatten entry (its axes when they are not the default 1..-1)."""
+        out: dict[str, Any] = {"type": "flatten"}
+        if (self.start_axis, self.end_axis) != (1, -1):
+            out.update(start_axis=self.start_axis, end_axis=self.end_axis)
+        return out
 
     def extra_repr(self) -> str:
         return f"start_axis={self.start_axis}, end_axis={self.end_axis}"
@@ -264,6 +326,11 @@ class Identity(Module):
         >>> nn.Identity()(ember.tensor([1.0])).tolist()
         [1.0]
     """
+
+    config_name = "identity"
+
+    def config_output_shape(self, shape: Any) -> Any:
+        return shape
 
     def forward(self, x: Any) -> Any:
         return x
@@ -287,6 +354,8 @@ class Input(Module):
         ValueError: model (Input (784,)): expected input (None, 784), got (8, 28, 28)
     """
 
+    config_name = "input"
+
     def __init__(self, shape: Sequence[int | None]) -> None:
         super().__init__()
         if isinstance(shape, int):
@@ -304,6 +373,20 @@ class Input(Module):
 
     def describe(self) -> str:
         return f"Input {_shape_str(self.shape)}"
+
+    @classmethod
+    def build_config(cls, f: dict[str, Any], shape: Any, where: str) -> Any:
+        layer = cls(f["shape"])
+        fits = shape is not None and len(layer.shape) == len(shape) and all(
+            w is None or w == g for w, g in zip(layer.shape, shape))
+        if shape is not None and not fits:
+            raise ConfigError(f"{where}: input shape {tuple(f['shape'])} disagrees with "
+                              f"input_shape={shape}")
+        return [layer], tuple(layer.shape) if None not in layer.shape else shape
+
+    def config(self) -> dict[str, Any]:
+        """The input entry: the shape of one sample."""
+        return {"type": "input", "shape": list(self.shape)}
 
     def extra_repr(self) -> str:
         return f"shape={self.shape}"
@@ -327,6 +410,9 @@ class Dropout(Module):
 
     key: Tensor
 
+    config_name = "dropout"
+    config_fields = {"rate": REQUIRED}
+
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
         if not (isinstance(p, numbers.Real) and 0.0 <= p < 1.0):
@@ -346,9 +432,20 @@ class Dropout(Module):
     def extra_repr(self) -> str:
         return f"p={self.p}"
 
+    @classmethod
+    def build_config(cls, f: dict[str, Any], shape: Any, where: str) -> Any:
+        return [cls(f["rate"])], shape
+
+    def config(self) -> dict[str, Any]:
+        """The dropout entry (``rate``: Keras' name for ``p``)."""
+        return {"type": "dropout", "rate": self.p}
+
 
 class _BatchNorm(Module):
     _ndims: tuple[int, ...] = ()
+    # "batchnorm" entries are BatchNorm1D or BatchNorm2D as the samples' shape says
+    config_name = "batchnorm"
+    config_fields = {"momentum": 0.1, "eps": 1e-5, "num_features": None}
     running_mean: Tensor
     running_var: Tensor
     num_batches_tracked: Tensor
@@ -428,6 +525,31 @@ class _BatchNorm(Module):
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")
 
 
+    @classmethod
+    def build_config(cls, f: dict[str, Any], shape: Any, where: str) -> Any:
+        kind = cls.config_name
+        n = f["num_features"]
+        if n is None:
+            n = _cfg.need(shape, where, "num_features")[0]
+        ndim = None if shape is None else len(shape)
+        allowed = {"batchnorm": (1, 2, 3), "batchnorm1d": (1, 2), "batchnorm2d": (3,)}[kind]
+        if ndim is not None and ndim not in allowed:
+            forms = " or ".join(["(C,)", "(C, L)", "(C, H, W)"][i - 1] for i in allowed)
+            raise ConfigError(f"{where}: {kind} needs samples of shape {forms}; got {shape}")
+        spatial = kind == "batchnorm2d" or (kind == "batchnorm" and ndim == 3)
+        layer = (BatchNorm2D if spatial else BatchNorm1D)(n, eps=f["eps"], momentum=f["momentum"])
+        return [layer], shape
+
+    def config(self) -> dict[str, Any]:
+        """The batchnorm1d/2d entry (``momentum`` and ``eps`` when not the defaults)."""
+        out: dict[str, Any] = {"type": self.config_name, "num_features": self.num_features}
+        if self.momentum != 0.1:
+            out["momentum"] = self.momentum
+        if self.eps != 1e-5:
+            out["eps"] = self.eps
+        return out
+
+
 class BatchNorm1D(_BatchNorm):
     """Batch normalisation over ``(N, C)`` or ``(N, C, L)`` inputs, per channel ``C``.
 
@@ -446,6 +568,7 @@ class BatchNorm1D(_BatchNorm):
     """
 
     _ndims = (2, 3)
+    config_name, config_fields = "batchnorm1d", _BatchNorm.config_fields
 
 
 class BatchNorm2D(_BatchNorm):
@@ -459,6 +582,7 @@ class BatchNorm2D(_BatchNorm):
     """
 
     _ndims = (4,)
+    config_name, config_fields = "batchnorm2d", _BatchNorm.config_fields
 
 
 #: PyTorch's spellings
@@ -510,6 +634,24 @@ class LayerNorm(Module):
 
     def describe(self) -> str:
         return f"LayerNorm {_shape_str(self.normalized_shape)}"
+
+    config_name = "layernorm"
+    config_fields = {"eps": 1e-5, "normalized_shape": None}
+
+    @classmethod
+    def build_config(cls, f: dict[str, Any], shape: Any, where: str) -> Any:
+        ns = f["normalized_shape"]
+        if ns is None:
+            ns = _cfg.need(shape, where, "normalized_shape")[-1:]
+        return [cls(_cfg.as_tuple(ns), eps=f["eps"])], shape
+
+    def config(self) -> dict[str, Any]:
+        """The layernorm entry (``eps`` when it is not 1e-5)."""
+        out: dict[str, Any] = {"type": "layernorm",
+                               "normalized_shape": list(self.normalized_shape)}
+        if self.eps != 1e-5:
+            out["eps"] = self.eps
+        return out
 
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "

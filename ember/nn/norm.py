@@ -16,6 +16,7 @@ from typing import Any
 
 from ember import backend
 from ember.nn.module import Module, Parameter
+from ember.nn.registry import REQUIRED
 from ember.tensor import Tensor
 
 __all__ = ["RMSNorm", "GroupNorm"]
@@ -46,6 +47,13 @@ class RMSNorm(Module):
         >>> [round(v, 4) for v in y.tolist()[0]]
         [0.8485, 1.1314]
     """
+
+    config_name = "rmsnorm"
+    config_fields = {"normalized_shape": None, "eps": None}
+    config_infer = {"normalized_shape": lambda s: s[-1:]}
+
+    def config_output_shape(self, shape: Any) -> Any:
+        return shape
 
     def __init__(self, normalized_shape: int | Sequence[int], eps: float | None = None,
                  elementwise_affine: bool = True, trainable: bool = True,
@@ -102,6 +110,13 @@ class GroupNorm(Module):
         >>> [round(v, 3) for v in y.tolist()[0]]
         [-1.0, 1.0]
     """
+
+    config_name = "groupnorm"
+    config_fields = {"num_groups": REQUIRED, "num_channels": None, "eps": 1e-5, "affine": True}
+    config_infer = {"num_channels": lambda s: s[0]}
+
+    def config_output_shape(self, shape: Any) -> Any:
+        return shape
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
                  affine: bool = True, trainable: bool = True, dtype: Any = None) -> None:

@@ -31,6 +31,7 @@ from ember import backend
 from ember import random as _random
 from ember.nn import init as _init
 from ember.nn.module import Module, Parameter
+from ember.nn.registry import REQUIRED
 from ember.ops.dropout import dropout
 from ember.ops.recurrent import GRUScan, LSTMScan, RNNScan
 from ember.ops.shape import concatenate, stack
@@ -129,6 +130,11 @@ class RNNCell(_Cell):
         (2, 5)
     """
 
+    config_name = "rnncell"
+    config_fields = {"hidden_size": REQUIRED, "input_size": None, "bias": True,
+                     "nonlinearity": "tanh"}
+    config_infer = {"input_size": lambda s: s[-1]}
+
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh", dtype: Any = None) -> None:
         super().__init__(input_size, hidden_size, bias, dtype)
@@ -157,6 +163,10 @@ class LSTMCell(_Cell):
         ((2, 5), (2, 5))
     """
 
+    config_name = "lstmcell"
+    config_fields = {"hidden_size": REQUIRED, "input_size": None, "bias": True}
+    config_infer = {"input_size": lambda s: s[-1]}
+
     _mode = "lstm"
 
     def forward(self, x: Any, hx: Any = None) -> tuple[Tensor, Tensor]:
@@ -181,6 +191,10 @@ class GRUCell(_Cell):
         >>> nn.GRUCell(3, 5)(ember.zeros(3)).shape
         (5,)
     """
+
+    config_name = "grucell"
+    config_fields = {"hidden_size": REQUIRED, "input_size": None, "bias": True}
+    config_infer = {"input_size": lambda s: s[-1]}
 
     _mode = "gru"
 
@@ -369,6 +383,12 @@ class RNN(_Recurrent):
         ((2, 5, 8), (2, 2, 4))
     """
 
+    config_name, config_aliases = "rnn", ("simplernn",)
+    config_fields = {"hidden_size": REQUIRED, "input_size": None, "num_layers": 1, "bias": True,
+                     "batch_first": True, "dropout": 0.0, "bidirectional": False,
+                     "nonlinearity": "tanh"}
+    config_infer = {"input_size": lambda s: s[-1]}
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = True,
                  dropout: float = 0.0, bidirectional: bool = False, dtype: Any = None) -> None:
@@ -401,6 +421,11 @@ class LSTM(_Recurrent):
         ((2, 5, 4), (1, 2, 4))
     """
 
+    config_name = "lstm"
+    config_fields = {"hidden_size": REQUIRED, "input_size": None, "num_layers": 1, "bias": True,
+                     "batch_first": True, "dropout": 0.0, "bidirectional": False}
+    config_infer = {"input_size": lambda s: s[-1]}
+
     _mode = "lstm"
 
     def _direction(self, x, h0, w_ih, w_hh, b_ih, b_hh, reverse):  # type: ignore[no-untyped-def]
@@ -424,6 +449,11 @@ class GRU(_Recurrent):
         >>> out.shape, h.shape
         ((2, 5, 4), (2, 2, 4))
     """
+
+    config_name = "gru"
+    config_fields = {"hidden_size": REQUIRED, "input_size": None, "num_layers": 1, "bias": True,
+                     "batch_first": True, "dropout": 0.0, "bidirectional": False}
+    config_infer = {"input_size": lambda s: s[-1]}
 
     _mode = "gru"
 

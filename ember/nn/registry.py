@@ -40,6 +40,11 @@ T = TypeVar("T")
 
 _REGISTRY: dict[str, type] = {}
 _NAMES: dict[type, str] = {}
+#: the default of a config field that an entry must give (``nn.from_config``)
+REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
+#: config entry type -> the layer class that declares it (``config_name``, ``config_aliases``)
+CONFIG_TYPES: dict[str, type] = {}
+CONFIG_ALIASES: dict[str, str] = {}
 _CONTAINERS = ("Sequential", "ModuleList", "ModuleDict")
 
 
@@ -51,8 +56,13 @@ def record_init(cls: type) -> None:
     """Make ``cls`` record its constructor arguments (called by ``Module.__init_subclass__``).
 
     The outermost constructor finishes last, so its arguments are the ones kept. Built-in
-    classes (defined in ``ember``) are registered under their class name here.
+    classes (defined in ``ember``) are registered under their class name here, and any class
+    that declares a ``config_name`` becomes that type of ``nn.from_config`` entry.
     """
+    kind = cls.__dict__.get("config_name")
+    if kind:
+        CONFIG_TYPES[kind] = cls
+        CONFIG_ALIASES.update(dict.fromkeys(cls.__dict__.get("config_aliases", ()), kind))
     init = cls.__dict__.get("__init__")
     builtin = cls.__module__.startswith("ember.")
     container = builtin and cls.__name__ in _CONTAINERS  # written from their live children

@@ -15,6 +15,35 @@ from ember.tensor import Tensor
 __all__ = ["summary"]
 
 
+def _output_shapes(model: Module, layers: list[Module], shape: tuple[int, ...], dtype: Any
+                   ) -> dict[int, Any]:
+    """``id(layer) -> its output shape`` for one eval-mode forward pass of ``model`` on zeros
+    (each module's own train/eval mode restored after)."""
+    shapes: dict[int, Any] = {}
+
+    def hook(mod: Module, args: Any, out: Any) -> None:
+        shapes[id(mod)] = out.shape if isinstance(out, Tensor) else type(out).__name__
+
+    handles = [m.register_forward_hook(hook) for m in layers]
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with no_grad():
+            model(zeros(shape, dtype=dtype))
+    finally:
+        for h in handles:
+            h.remove()
+        for m, mode in modes:
+            object.__setattr__(m, "training", mode)
+    return shapes
+
+
+def _fmt(shape: Any) -> str:
+    if not isinstance(shape, tuple):
+        return str(shape)
+    return "(" + ", ".join(["None", *map(str, shape[1:])]) + (",)" if len(shape) == 1 else ")")
+
+
 def summary(self: Module, input_shape: tuple[int, ...], dtype: Any = None,
             print_fn: Callable[[str], Any] | None = print) -> str:
     """Print and return a table of each layer's output shape and parameter counts.
@@ -44,28 +73,8 @@ def summary(self: Module, input_shape: tuple[int, ...], dtype: Any = None,
         dtype = floats[0] if floats else backend.default_float
     rows_mods = [(n, m) for n, m in self.named_modules()
                  if not m._modules or m._parameters]
-    shapes: dict[int, Any] = {}
-    handles = []
-    for _, m in rows_mods:
-        def hook(mod: Module, args: Any, out: Any) -> None:
-            shapes[id(mod)] = out.shape if isinstance(out, Tensor) else type(out).__name__
-        handles.append(m.register_forward_hook(hook))
-    modes = [(m, m.training) for m in self.modules()]
-    self.eval()
-    try:
-        with no_grad():
-            self(zeros((1, *input_shape), dtype=dtype))
-    finally:
-        for h in handles:
-            h.remove()
-        for m, mode in modes:
-            object.__setattr__(m, "training", mode)
-
-    def fmt(shape: Any) -> str:
-        if not isinstance(shape, tuple):
-            return str(shape)
-        return "(" + ", ".join(["None", *map(str, shape[1:])]) + (",)" if len(shape) == 1
-                                                                  else ")")
+    shapes = _output_shapes(self, [m for _, m in rows_mods], (1, *input_shape), dtype)
+    fmt = _fmt
 
     table = []
     for name, m in rows_mods:

@@ -36,6 +36,7 @@ from typing import Any
 from ember import backend
 from ember.function import enable_grad
 from ember.optim.clip import clip_arrays_by_norm, clip_arrays_by_value
+from ember.optim.lr import check_lr
 from ember.tensor import Tensor
 
 __all__ = ["Optimizer", "ParamsT"]
@@ -46,17 +47,6 @@ ParamsT = Tensor | Iterable[Tensor] | Iterable[dict[str, Any]]
 def is_number(value: Any) -> bool:
     """A real number that is not a bool (``True`` is not a learning rate)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def is_finite_positive(value: Any) -> bool:
-    """A finite real number > 0 that is not a bool: what a learning rate must be.
-
-    Example:
-        >>> from ember.optim.optimizer import is_finite_positive
-        >>> is_finite_positive(0.1), is_finite_positive(float("inf")), is_finite_positive(True)
-        (True, False, False)
-    """
-    return is_number(value) and math.isfinite(value) and value > 0
 
 
 _LOW_PRECISION = ("float16", "bfloat16")  # updated through a float32 master copy
@@ -227,7 +217,7 @@ class Optimizer:
             >>> float(opt.param_groups[0]["lr"])
             0.5
         """
-        self._check_lr(value, f"{self._name}.set_lr: lr", "")
+        check_lr(value, f"{self._name}.set_lr: lr")
         chosen = range(len(self.param_groups)) if group is None else [group]
         for gi in chosen:
             self.param_groups[gi]["lr"] = self._lr_array(value, gi)
@@ -271,35 +261,10 @@ class Optimizer:
 
     def _schedule_lr(self, group: dict[str, Any], gi: int) -> Any:
         value = group["schedule"](self._step)
-        self._check_lr(value, f"{self._name}: the schedule returned lr", " at step {step}")
+        check_lr(value, f"{self._name}: the schedule returned lr", allow_zero=True,
+                 need="a finite number >= 0", where=lambda: f" at step {int(self._step)}",
+                 message="{what}={got}{where}; a schedule's learning rate must be {need}")
         return self._lr_array(value, gi)
-
-    def _check_lr(self, value: Any, what: str, where: str) -> None:
-        """A learning rate (a number, or a concrete array of one element) must be finite and
-        > 0; a traced one is not known until it runs (inside ``ember.jit``), so not checked."""
-        if callable(value) and not hasattr(value, "shape"):
-            return
-        if isinstance(value, Tensor):
-            value = value.data
-        shown = repr(value)
-        if hasattr(value, "shape") or isinstance(value, numbers.Real):
-            if backend.is_traced(value):
-                return
-            try:
-                value = float(backend.get().to_numpy(value))
-            except (TypeError, ValueError):
-                raise ValueError(f"{what} must be a finite number > 0, got an array of shape "
-                                 f"{tuple(value.shape)}") from None
-            shown = f"{value:.7g}"
-            shown += ".0" if shown.lstrip("-").isdigit() else ""
-        # a schedule may return 0 (a warmup starts there); the user's own lr must be > 0
-        ok = (is_number(value) and math.isfinite(value) and value >= 0) if where else (
-            is_finite_positive(value))
-        if not ok:
-            step = int(backend.get().to_numpy(self._step)) if where else 0
-            raise ValueError(f"{what}={shown}{where.format(step=step)}; a schedule's learning "
-                             f"rate must be a finite number >= 0" if where else
-                             f"{what} must be a finite number > 0, got {shown}")
 
     # -- the update ------------------------------------------------------------------------------
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -483,8 +448,8 @@ class Optimizer:
         optimizer's own ranges (``_check_hyperparameters``)."""
         self._check_keys(group, where)
         lr: Any = group.get("lr")
-        if not callable(lr) and not is_finite_positive(lr):
-            raise ValueError(f"{self._name}: {where}lr must be a finite number > 0, got {lr!r}")
+        if not callable(lr):
+            check_lr(lr, f"{self._name}: {where}lr")
         self._check_hyperparameters(group, where)
 
     def _check_keys(self, group: dict[str, Any], where: str) -> None:

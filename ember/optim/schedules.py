@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ember import backend
+from ember.optim.lr import check_lr
 
 __all__ = [
     "Schedule",
@@ -74,10 +75,9 @@ def _check(name: str, arg: str, value: Any, ok: bool, need: str) -> None:
 
 
 def _check_lr(name: str, **lrs: float) -> None:
-    for arg, value in lrs.items():
-        need_positive = arg == "lr"
-        ok = isinstance(value, (int, float)) and (value > 0 if need_positive else value >= 0)
-        _check(name, arg, value, ok, "> 0" if need_positive else ">= 0")
+    for arg, value in lrs.items():  # ``lr`` > 0; ``final_lr``, ``initial_lr`` >= 0
+        check_lr(value, f"{name}: {arg}", allow_zero=arg != "lr", need=">= 0" if arg != "lr"
+                 else "> 0")
 
 
 def _check_steps(name: str, **steps: int) -> None:

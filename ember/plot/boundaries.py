@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +14,18 @@ from matplotlib.figure import Figure
 from ember.nn.module import Module
 from ember.plot._common import (
     PathLike,
-    _as_input,
     _class_colors,
-    _EvalMode,
     _finish,
     _labels,
     _new_figure,
-    _positive,
-    _to_numpy,
 )
-from ember.tensor import Tensor
-from ember.train.callbacks import Callback
+from ember.train.boundaries import (
+    DecisionBoundaryRecorder,
+    DecisionFrame,
+    _check_points,
+    _classify,
+    _grid,
+)
 
 __all__ = [
     "decision_grid",
@@ -34,48 +34,6 @@ __all__ = [
     "DecisionBoundaryRecorder",
     "animate_decision_boundary",
 ]
-
-
-def _check_points(x: Any, owner: str) -> np.ndarray:
-    arr = _to_numpy(x)
-    if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] == 0:
-        raise ValueError(f"{owner}: x must be 2-D points of shape (n, 2), got shape "
-                         f"{tuple(arr.shape)}")
-    return arr.astype(np.float64)
-
-
-def _grid(points: np.ndarray, resolution: int, owner: str) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) \
-            or resolution < 2:
-        raise ValueError(f"{owner}: resolution must be an integer >= 2, got {resolution!r}")
-    lo, hi = points.min(axis=0), points.max(axis=0)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    lo, hi = lo - 0.1 * span, hi + 0.1 * span
-    return np.meshgrid(np.linspace(lo[0], hi[0], resolution),
-                       np.linspace(lo[1], hi[1], resolution))
-
-
-def _classify(model: Module, xx: np.ndarray, yy: np.ndarray, threshold: float,
-              owner: str) -> tuple[np.ndarray, int]:
-    """The class at each grid point and the number of classes the outputs have."""
-    flat = np.stack([xx.ravel(), yy.ravel()], axis=1)
-    outs = []
-    with _EvalMode(model):
-        for start in range(0, len(flat), 1 << 16):
-            out = model(_as_input(model, flat[start:start + (1 << 16)]))
-            if not isinstance(out, Tensor):
-                raise TypeError(f"{owner}: the model must return one Tensor, got "
-                                f"{type(out).__name__}")
-            outs.append(_to_numpy(out))
-    scores = np.concatenate(outs)
-    if scores.ndim == 1 or (scores.ndim == 2 and scores.shape[1] == 1):
-        classes, k = (scores.reshape(-1) > threshold).astype(np.int64), 2
-    elif scores.ndim == 2:
-        classes, k = scores.argmax(axis=1).astype(np.int64), scores.shape[1]
-    else:
-        raise ValueError(f"{owner}: the model's output must be (n,), (n, 1) or (n, classes), "
-                         f"got {scores.shape}")
-    return classes.reshape(xx.shape), k
 
 
 def decision_grid(model: Module, x: Any, resolution: int = 200, *,
@@ -188,119 +146,6 @@ def plot_decision_boundary(model: Module, x: Any, y: Any, path: PathLike | None 
     _label_axes(ax)
     ax.set_title(f"decision regions of {type(model).__name__}" if title is None else title)
     return _finish(fig, path)
-
-
-@dataclass
-class DecisionFrame:
-    """One recorded state of a classifier: the classes on the recorder's grid after ``epoch``
-    epochs (0: before training), with the epoch's loss and accuracy when they were logged.
-
-    Example:
-        >>> import numpy as np
-        >>> from ember.plot import DecisionFrame
-        >>> grid = np.zeros((2, 2))
-        >>> DecisionFrame(3, grid, grid, grid.astype(int), loss=0.25, accuracy=0.9).title()
-        'epoch 3  loss 0.2500  acc 0.900'
-    """
-
-    epoch: int
-    xx: np.ndarray
-    yy: np.ndarray
-    classes: np.ndarray
-    loss: float | None = None
-    accuracy: float | None = None
-
-    def title(self) -> str:
-        """``"epoch N  loss L  acc A"`` (the parts that are known)."""
-        parts = [f"epoch {self.epoch}"]
-        if self.loss is not None:
-            parts.append(f"loss {self.loss:.4f}")
-        if self.accuracy is not None:
-            parts.append(f"acc {self.accuracy:.3f}")
-        return "  ".join(parts)
-
-
-def _accuracy_of(logs: Mapping[str, Any]) -> float | None:
-    for key in ("accuracy", "acc", "binary_accuracy", "sparse_categorical_accuracy"):
-        if isinstance(logs.get(key), (int, float)):
-            return float(logs[key])
-    for key, value in logs.items():
-        if not key.startswith("val_") and key.endswith("accuracy") and isinstance(
-                value, (int, float)):
-            return float(value)
-    return None
-
-
-class DecisionBoundaryRecorder(Callback):
-    """A training callback that records the model's decision regions as training goes on.
-
-    At ``on_train_begin`` (frame of epoch 0: the untrained model) and after every ``every``-th
-    epoch (and the last one) it evaluates the model on a fixed grid over ``x`` (see
-    :func:`decision_grid`) and appends a :class:`DecisionFrame` to ``frames``, with the epoch's
-    ``loss`` and accuracy from the logs. A new ``fit`` starts a new list. Turn the frames into a
-    GIF with :func:`animate_decision_boundary`.
-
-    Args:
-        x: the 2-D points ``(n, 2)`` whose bounding box the grid covers (and that the animation
-            draws).
-        y: their labels.
-        every: record every ``every`` epochs.
-        resolution: grid points along each axis.
-        threshold: the binary decision threshold for one output column.
-
-    Example:
-        >>> import ember
-        >>> from ember import nn, plot
-        >>> from ember.data import xor
-        >>> x, y = xor(32, seed=0)
-        >>> rec = plot.DecisionBoundaryRecorder(x, y, every=2, resolution=10)
-        >>> trainer = ember.Trainer(nn.Linear(2, 2), "cross_entropy", "sgd", metrics=["accuracy"])
-        >>> _ = trainer.fit(x, y, epochs=3, callbacks=[rec], verbose=0)
-        >>> [f.epoch for f in rec.frames], rec.frames[0].classes.shape
-        ([0, 2, 3], (10, 10))
-    """
-
-    def __init__(self, x: Any, y: Any, every: int = 1, resolution: int = 100, *,
-                 threshold: float = 0.0) -> None:
-        owner = "DecisionBoundaryRecorder"
-        self.every = _positive(every, "every", owner)
-        self.x = _check_points(x, owner)
-        self.y = _labels(y, len(self.x), owner)
-        self.threshold = float(threshold)
-        self.xx, self.yy = _grid(self.x, resolution, owner)
-        self.num_classes = max(int(self.y.max()) + 1 if self.y.size else 0, 2)
-        self.frames: list[DecisionFrame] = []
-        self._pending: tuple[int, dict[str, Any]] | None = None
-
-    def record(self, epoch: int, logs: Mapping[str, Any] | None = None) -> DecisionFrame:
-        """Evaluate ``self.model`` now and append the frame (labelled ``epoch``)."""
-        logs = logs or {}
-        classes, k = _classify(self.model, self.xx, self.yy, self.threshold,
-                               "DecisionBoundaryRecorder")
-        self.num_classes = max(self.num_classes, k)
-        loss = logs.get("loss")
-        frame = DecisionFrame(int(epoch), self.xx, self.yy, classes,
-                              float(loss) if isinstance(loss, (int, float)) else None,
-                              _accuracy_of(logs))
-        self.frames.append(frame)
-        return frame
-
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self.frames = []
-        self._pending = None
-        self.record(0)
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if (epoch + 1) % self.every == 0:
-            self.record(epoch + 1, logs)
-            self._pending = None
-        else:
-            self._pending = (epoch + 1, dict(logs or {}))
-
-    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        if self._pending is not None:
-            self.record(*self._pending)
-            self._pending = None
 
 
 def animate_decision_boundary(recorder_or_frames: DecisionBoundaryRecorder | Sequence[

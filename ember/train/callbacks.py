@@ -42,6 +42,9 @@ import numpy as np  # host-side numbers only
 
 from ember import backend
 from ember.nn.monitor import Monitor
+from ember.optim.lr import check_lr
+from ember.train.boundaries import DecisionBoundaryRecorder, DecisionFrame
+from ember.train.callback import REGISTRY, Callback
 
 __all__ = [
     "Callback",
@@ -57,6 +60,8 @@ __all__ = [
     "ReduceLROnPlateau",
     "TensorBoard",
     "JSONLinesLogger",
+    "DecisionBoundaryRecorder",
+    "DecisionFrame",
     "REGISTRY",
     "get",
     "from_config",
@@ -82,68 +87,6 @@ def format_logs(logs: dict[str, Any]) -> list[str]:
             continue
         out.append(f"{key}: {value:.4g}" if key == "lr" else f"{key}: {value:.4f}")
     return out
-
-
-class Callback:
-    """Base class: every hook does nothing. See the module docs for the order of the calls.
-
-    Example (stop training after the first epoch):
-        >>> import numpy as np
-        >>> import ember
-        >>> from ember import nn
-        >>> class StopAfterOne(ember.callbacks.Callback):
-        ...     def on_epoch_end(self, epoch, logs=None):
-        ...         self.trainer.stop_training = True
-        >>> t = ember.Trainer(nn.Linear(2, 1), "mse", "sgd")
-        >>> history = t.fit(np.ones((4, 2), "float32"), np.ones((4, 1), "float32"), epochs=5,
-        ...                 callbacks=[StopAfterOne()], verbose=0)
-        >>> history.epoch
-        [0]
-    """
-
-    trainer: Any = None
-
-    def set_trainer(self, trainer: Any) -> None:
-        """Attach to the Trainer that is about to call the hooks."""
-        self.trainer = trainer
-
-    @property
-    def model(self) -> Any:
-        """The model being trained."""
-        return None if self.trainer is None else self.trainer.model
-
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        """Before the first epoch."""
-
-    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        """After the last epoch (``logs``: the last epoch's)."""
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        """Before epoch ``epoch`` (from 0)."""
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        """After epoch ``epoch`` and its validation; ``logs`` is what History records."""
-
-    def on_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        """Before step ``batch`` of the epoch."""
-
-    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        """After step ``batch``; ``logs["loss"]`` is its loss."""
-
-    def config(self) -> dict[str, Any]:
-        """``{"name": <registry name>, <constructor arguments>}``: what :func:`from_config` (and a
-        TOML config's ``[callbacks]`` table) rebuilds it from. Callbacks in :data:`REGISTRY`
-        write their own; others (holding Python functions) have none."""
-        raise NotImplementedError(f"{type(self).__name__} has no config (it is not in "
-                                  f"ember.callbacks.REGISTRY); build it in Python")
-
-    def _wants_batches(self) -> bool:
-        """Whether the batch hooks must run in step with the steps. Callbacks that only read
-        batch losses (progress, TerminateOnNaN) let the Trainer report a step after dispatching
-        the next one, so that compiled steps queue up without waiting."""
-        cls = type(self)
-        return (cls.on_batch_end is not Callback.on_batch_end
-                or cls.on_batch_begin is not Callback.on_batch_begin)
 
 
 class CallbackList:
@@ -272,7 +215,7 @@ def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-class EarlyStopping(Callback):
+class EarlyStopping(Callback, name="early_stopping"):
     """Stop when ``monitor`` has not improved for ``patience`` epochs (Keras's EarlyStopping).
 
     Args:
@@ -380,7 +323,7 @@ class EarlyStopping(Callback):
         self.best_epoch = int(state["best_epoch"])
 
 
-class ModelCheckpoint(Callback):
+class ModelCheckpoint(Callback, name="model_checkpoint"):
     """Save a Trainer checkpoint into ``dirpath`` after each epoch (or each better one).
 
     The checkpoint (``Trainer.save_checkpoint``) holds everything ``fit(resume_from=dirpath)``
@@ -477,9 +420,8 @@ class LearningRateScheduler(Callback):
         else:
             lr = self.schedule(epoch)
         lr = float(lr)
-        if not (math.isfinite(lr) and lr > 0):
-            raise ValueError(f"LearningRateScheduler: the schedule gave lr={lr!r} for epoch "
-                             f"{epoch}; it must return a positive finite number")
+        check_lr(lr, "LearningRateScheduler: the schedule gave lr", need="a positive finite number",
+                 message="{what}={got} for epoch " f"{epoch}" "; it must return {need}")
         opt.set_lr(lr)
         if self.verbose:
             print(f"LearningRateScheduler: epoch {epoch + 1}, lr {lr:g}", file=sys.stdout)
@@ -527,7 +469,7 @@ class TerminateOnNaN(Callback):
         return False  # a lagged report is exact: the Trainer freezes the state at the bad step
 
 
-class CSVLogger(Callback):
+class CSVLogger(Callback, name="csv_logger"):
     """Write one CSV row per epoch (``epoch`` then the log keys) to ``filename``.
 
     Args:
@@ -716,7 +658,7 @@ def _lr_of(opt: Any, gi: int) -> float:
     return float(backend.get().to_numpy(opt.param_groups[gi]["lr"]))
 
 
-class ReduceLROnPlateau(Callback):
+class ReduceLROnPlateau(Callback, name="reduce_lr_on_plateau"):
     """Multiply the learning rate by ``factor`` when ``monitor`` has stopped improving for
     ``patience`` epochs (Keras's ReduceLROnPlateau, the same rules).
 
@@ -759,8 +701,7 @@ class ReduceLROnPlateau(Callback):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"ReduceLROnPlateau: {name} must be a non-negative integer, "
                                  f"got {value!r}")
-        if not isinstance(min_lr, (int, float)) or min_lr < 0:
-            raise ValueError(f"ReduceLROnPlateau: min_lr must be a number >= 0, got {min_lr!r}")
+        check_lr(min_lr, "ReduceLROnPlateau: min_lr", allow_zero=True, need="a number >= 0")
         self.monitor = monitor
         self.factor = float(factor)
         self.patience = patience
@@ -850,7 +791,7 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-class JSONLinesLogger(Callback):
+class JSONLinesLogger(Callback, name="json_lines"):
     """Write one JSON object per epoch to ``filename`` (JSON lines): ``{"epoch": e, "time": s,
     <every log>}``, where ``time`` is the epoch's seconds; NaN and inf are written as null.
 
@@ -993,7 +934,7 @@ class _GraphRecorder:
         return GraphDef(node=nodes, versions=VersionDef(producer=22))
 
 
-class TensorBoard(Callback):
+class TensorBoard(Callback, name="tensorboard"):
     """TensorBoard logs in ``log_dir`` through ``tensorboardX`` (``pip install
     "ember[tensorboard]"``): after every epoch a scalar per number in the epoch logs (``loss``,
     metrics, ``val_*``, ``lr``) at step ``epoch``, and every ``histogram_freq`` epochs a histogram
@@ -1080,16 +1021,6 @@ class TensorBoard(Callback):
 
 
 #: config name -> callback class: what a ``[callbacks]`` table of a TOML config can name
-REGISTRY: dict[str, type[Callback]] = {
-    "early_stopping": EarlyStopping,
-    "model_checkpoint": ModelCheckpoint,
-    "csv_logger": CSVLogger,
-    "json_lines": JSONLinesLogger,
-    "reduce_lr_on_plateau": ReduceLROnPlateau,
-    "tensorboard": TensorBoard,
-}
-
-
 def get(name: str, **kwargs: Any) -> Callback:
     """The callback registered as ``name`` (see :data:`REGISTRY`), built with ``kwargs``.
 
@@ -1115,14 +1046,3 @@ def from_config(config: dict[str, Any]) -> Callback:
     """
     rest = {k: v for k, v in config.items() if k != "name"}
     return get(config["name"], **rest)
-
-
-def __getattr__(name: str) -> Any:
-    """``ember.callbacks.DecisionBoundaryRecorder`` lives in ``ember.plot`` (it needs
-    matplotlib only to draw, but is imported from there on first use, so that importing the
-    callbacks never imports matplotlib)."""
-    if name == "DecisionBoundaryRecorder":
-        from ember.plot import DecisionBoundaryRecorder
-
-        return DecisionBoundaryRecorder
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

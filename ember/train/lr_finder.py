@@ -27,6 +27,7 @@ import numpy as np  # host-side bookkeeping of the sweep
 
 from ember import backend
 from ember import random as _random
+from ember.optim.lr import is_lr
 from ember.tensor import Tensor
 
 __all__ = ["LearningRateFinder", "LRFindResult"]
@@ -117,7 +118,7 @@ class LearningRateFinder:
             t.model.train(saved[3])
 
     def _check(self, owner: str, start: Any, end: Any, steps: Any, smooth: Any) -> None:
-        if not all(isinstance(v, (int, float)) and v > 0 for v in (start, end)) or start >= end:
+        if not (is_lr(start) and is_lr(end)) or start >= end:
             raise ValueError(f"{owner}: start and end must be rates with 0 < start < end, got "
                              f"start={start!r}, end={end!r}")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:

@@ -122,7 +122,11 @@ class Metric:
         self._options: dict[str, Any] = {}
 
     def init(self) -> dict[str, Tensor]:
-        """The state before any batch: a dict of zero tensors."""
+        """The state before any batch: a dict of zero tensors. A metric whose size follows from
+        the data (a confusion matrix without ``num_classes``) returns ``{}`` until it knows it,
+        and takes ``init(y_pred, y_true)``: anything with ``.shape`` and ``.dtype`` for one
+        batch (arrays, or shapes only: the Trainer passes the shapes of the model's output
+        before compiling, so that a compiled step keeps one state structure)."""
         raise NotImplementedError(f"{type(self).__name__} must define init()")
 
     def update(self, state: Mapping[str, Tensor], y_pred: Any, y_true: Any) -> dict[str, Tensor]:
@@ -217,22 +221,7 @@ class Accuracy(_Mean):
     def _resolve(self, p: Any, t: Any) -> tuple[str, Any, Any]:
         """(kind, y_pred, y_true) with the shapes made to fit that kind; raises on a mismatch."""
         ps, ts = tuple(p.shape), tuple(t.shape)
-        kind = self.kind
-        if kind == "auto":
-            if ps == ts:
-                if not _is_float(p):
-                    kind = "equal"
-                elif len(ps) >= 2 and ps[-1] > 1:
-                    kind = "categorical"
-                else:
-                    kind = "binary"
-            elif len(ps) == len(ts) + 1 and ps[:-1] == ts:
-                kind = "binary" if ps[-1] == 1 else "sparse_categorical"
-            elif len(ps) == len(ts) and ps[:-1] == ts[:-1] and ts and ts[-1] == 1 and ps[-1] > 1:
-                kind = "sparse_categorical"
-            else:
-                raise self._mismatch(p, t, f"y_true of shape {ps[:-1]} (integer labels) or "
-                                           f"{ps} (one-hot or binary targets)")
+        kind = self._auto_kind(p, t) if self.kind == "auto" else self.kind
         if kind == "binary":
             if len(ps) == len(ts) + 1 and ps[:-1] == ts and ps[-1] == 1:
                 p = p.reshape(ts)
@@ -248,6 +237,20 @@ class Accuracy(_Mean):
             elif not (len(ps) == len(ts) + 1 and ps[:-1] == ts):
                 raise self._mismatch(p, t, f"y_true of shape {ps[:-1]} (integer labels)")
         return kind, p, t
+
+    def _auto_kind(self, p: Any, t: Any) -> str:
+        """The kind that the shapes (and the predictions' dtype) say."""
+        ps, ts = tuple(p.shape), tuple(t.shape)
+        if ps == ts:
+            if not _is_float(p):
+                return "equal"
+            return "categorical" if len(ps) >= 2 and ps[-1] > 1 else "binary"
+        if len(ps) == len(ts) + 1 and ps[:-1] == ts:
+            return "binary" if ps[-1] == 1 else "sparse_categorical"
+        if len(ps) == len(ts) and ps[:-1] == ts[:-1] and ts and ts[-1] == 1 and ps[-1] > 1:
+            return "sparse_categorical"
+        raise self._mismatch(p, t, f"y_true of shape {ps[:-1]} (integer labels) or {ps} "
+                                   f"(one-hot or binary targets)")
 
     def _values(self, p: Any, t: Any) -> Any:
         xp = backend.get().xp
@@ -393,13 +396,39 @@ class _ClassCounts(Metric):
         if self.threshold != 0.5:
             self._options["threshold"] = self.threshold
 
-    def init(self) -> dict[str, Tensor]:
-        """Zeros of shape ``(num_classes, num_classes)``, or ``{}`` while ``num_classes`` is
-        unknown: the first update then creates the matrix from ``y_pred``'s last axis and sets
-        ``num_classes`` (pass it to the constructor to fix the state's structure up front)."""
+    def init(self, y_pred: Any = None, y_true: Any = None) -> dict[str, Tensor]:
+        """Zeros of shape ``(num_classes, num_classes)``. While ``num_classes`` is unknown, the
+        shapes of one batch's ``y_pred`` and ``y_true`` (arrays or shape structs) give it; without
+        them the state is ``{}`` and the first update creates the matrix from ``y_pred``'s last
+        axis (pass ``num_classes`` to the constructor to fix the state up front).
+
+        Example:
+            >>> import numpy as np
+            >>> from ember import metrics
+            >>> cm = metrics.ConfusionMatrix()
+            >>> cm.init(), cm.init(np.zeros((8, 3)), np.zeros(8, int))["matrix"].shape
+            ({}, (3, 3))
+        """
+        if self.num_classes is None and y_pred is not None and y_true is not None:
+            self.num_classes = self._implied(y_pred, y_true)
         if self.num_classes is None:
             return {}
         return {"matrix": _zeros((self.num_classes, self.num_classes))}
+
+    def _implied(self, p: Any, t: Any) -> int | None:
+        """The number of classes that the shapes of ``y_pred`` and ``y_true`` imply (the cases of
+        :meth:`_labels`), or None for integer predictions."""
+        ps, ts, floats = tuple(p.shape), tuple(t.shape), _is_float(p)
+        if len(ps) == len(ts) + 1 and ps[:-1] == ts:
+            return 2 if ps[-1] == 1 else ps[-1]
+        if len(ps) == len(ts) and ps[:-1] == ts[:-1] and ts and ts[-1] == 1 and ps[-1] > 1:
+            return ps[-1]
+        if ps == ts and floats:
+            return ps[-1] if len(ps) >= 2 and ps[-1] > 1 else 2
+        if ps == ts:
+            return None
+        raise self._mismatch(p, t, f"y_true of shape {ps[:-1]} (integer labels) or {ps} (one-hot "
+                                   f"or binary targets)")
 
     def _labels(self, p: Any, t: Any) -> tuple[Any, Any, int | None]:
         """(predicted labels, true labels, number of classes the shapes imply or None)."""
@@ -640,14 +669,19 @@ def get_metric(metric: str | dict[str, Any] | Metric | Callable[..., Any], loss:
     else:
         raise ValueError(f"unknown metric {metric!r}; valid names: {', '.join(METRICS)}, "
                          f"top<k> (e.g. top5)")
-    kwargs: dict[str, Any] = {"name": key, **defaults}
-    if loss is not None:
-        implied = _from_loss(loss)
-        if cls is Accuracy and "kind" not in defaults:
-            kwargs.update(implied)
-        elif issubclass(cls, _ClassCounts) and "threshold" in implied:
-            kwargs["threshold"] = implied["threshold"]
-        elif cls is Accuracy and "threshold" in implied and defaults.get("kind") == "binary":
-            kwargs["threshold"] = implied["threshold"]
-    kwargs.update(options)
+    kwargs = {"name": key, **defaults, **_implied_by(loss, cls, defaults), **options}
     return cls(**kwargs)
+
+
+def _implied_by(loss: Any, cls: type[Metric], defaults: dict[str, Any]) -> dict[str, Any]:
+    """What the training loss says about a metric: accuracy's kind and threshold, and the
+    binary threshold of the confusion-matrix metrics."""
+    if loss is None:
+        return {}
+    implied = _from_loss(loss)
+    if cls is Accuracy and "kind" not in defaults:
+        return dict(implied)
+    binary = cls is Accuracy and defaults.get("kind") == "binary"
+    if (issubclass(cls, _ClassCounts) or binary) and "threshold" in implied:
+        return {"threshold": implied["threshold"]}
+    return {}

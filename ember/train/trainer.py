@@ -4,7 +4,8 @@ One training step is ordinary ember code: forward, loss, ``loss.backward()``, ``
 ``opt.zero_grad()``, then the metric states are updated with pure ember ops. On the JAX backend
 the step is compiled with :func:`ember.jit` (``jit=True``, the default there); on NumPy it runs
 eagerly. ``steps_per_execution=N`` (or ``"epoch"``) runs ``N`` steps per dispatch on JAX as one
-compiled ``scan`` over batches stacked on the device, with the same results as one step at a time.
+compiled ``scan`` over batches stacked on the device, with the same results as one step at a time
+(for a model with convolutions on CPU: up to 8 steps per dispatch, unrolled, not a loop).
 
 The short last batch of an epoch is run, as in Keras: a compiled step therefore traces twice in the
 first epoch (once per batch shape) and never again; pass a ``DataLoader`` with ``drop_last=True``
@@ -41,14 +42,13 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np  # host-side bookkeeping only (validation split, logs); math goes to the backend
 
 from ember import backend, distributed
 from ember import random as _random
-from ember.data.loader import BatchStream, DataLoader, validate_arrays
+from ember.data.loader import DataLoader, validate_arrays
 from ember.data.text import TokenWindows
 from ember.function import no_grad
 from ember.jit import JitFunction, state_slots
@@ -59,69 +59,19 @@ from ember.optim import optimizers as _optimizers
 from ember.optim.optimizer import Optimizer
 from ember.tensor import Tensor
 from ember.train import callbacks as _callbacks
+from ember.train.history import History
 from ember.train.labels import check_class_labels
+from ember.train.resume import CHECKPOINT_FORMAT, CheckpointMixin  # noqa: F401  (its old home)
+from ember.train.sources import SourcesMixin, _check_positive_int, _split_validation
 
 __all__ = ["Trainer", "History", "train_one_step"]
 
 #: optimizer name -> (class, default learning rate); the registry lives in ember.optim
 OPTIMIZERS = _optimizers.REGISTRY
 
-CHECKPOINT_FORMAT = "ember.trainer/1"
-
 #: callbacks that write files, run by process 0 alone in a multi-process run
 _WRITERS = (_callbacks.CSVLogger, _callbacks.JSONLinesLogger, _callbacks.TensorBoard)
 
-
-# -- History ---------------------------------------------------------------------------------------
-
-class History:
-    """What :meth:`Trainer.fit` returns: per-epoch lists of every logged value (Keras's History).
-
-    ``history`` maps each key (``loss``, each metric, ``val_loss``, ``val_<metric>``, ``lr``) to
-    one value per epoch in which it was logged (validation keys only in validation epochs);
-    ``epoch`` lists the epoch numbers (from 0).
-
-    Example:
-        >>> from ember.train import History
-        >>> h = History()
-        >>> h.append(0, {"loss": 0.5, "lr": 0.1})
-        >>> h.history, h.epoch, h["loss"]
-        ({'loss': [0.5], 'lr': [0.1]}, [0], [0.5])
-    """
-
-    def __init__(self) -> None:
-        self.history: dict[str, list[Any]] = {}
-        self.epoch: list[int] = []
-
-    def append(self, epoch: int, logs: dict[str, Any]) -> None:
-        """Record the logs of one epoch."""
-        self.epoch.append(int(epoch))
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
-
-    def __getitem__(self, key: str) -> list[Any]:
-        return self.history[key]
-
-    def __len__(self) -> int:
-        return len(self.epoch)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready copy (what a checkpoint stores)."""
-        return {"epoch": list(self.epoch), "history": {k: list(v) for k, v in self.history.items()}}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> History:
-        """The History a :meth:`to_dict` described."""
-        h = cls()
-        h.epoch = [int(e) for e in d.get("epoch", [])]
-        h.history = {k: list(v) for k, v in d.get("history", {}).items()}
-        return h
-
-    def __repr__(self) -> str:
-        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
-
-
-# -- helpers ---------------------------------------------------------------------------------------
 
 def _resolve_loss(loss: Any, loss_weights: Sequence[float] | None = None) -> Any:
     """A loss from a Loss, a name, a config dict, a callable or a list of (loss, weight) pairs."""
@@ -172,14 +122,6 @@ def _resolve_metric(metric: Any, loss: Any) -> Any:
     from ember.train import metrics as _metrics  # type: ignore[attr-defined]
 
     return _metrics.get_metric(metric, loss=loss)
-
-
-def _check_positive_int(owner: str, name: str, value: Any, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{owner}: {name} must be a positive integer"
-                         f"{' or None' if allow_none else ''}, got {value!r}")
 
 
 def _select(ok: Any, new: Any, old: Any) -> Any:
@@ -267,17 +209,6 @@ def _group_execution(group: list[Any], k: int) -> Any:
     return group[0]._replace(step=group[0].step // k, x=xs, y=ys, count=1)
 
 
-def _is_array(a: Any) -> bool:
-    return isinstance(a, Tensor) or (hasattr(a, "shape") and hasattr(a, "dtype")) or isinstance(
-        a, list)
-
-
-def _host(a: Any) -> Any:
-    if isinstance(a, Tensor):
-        return backend.get().to_numpy(a.data) if backend.get().owns(a.data) else np.asarray(a.data)
-    return np.asarray(a)
-
-
 def _keep(ok: Any, new: Any, old: Any) -> Any:
     """``new`` where ``ok``, else ``old``: a Python choice on concrete values, ``where`` over the
     arrays when traced (the same step body runs both ways)."""
@@ -294,18 +225,18 @@ def _arrays(tree: dict[str, dict[str, Tensor]]) -> dict[str, dict[str, Any]]:
     return {k: {kk: t.data for kk, t in v.items()} for k, v in tree.items()}
 
 
-def _is_stream(x: Any) -> bool:
-    """A generator, an iterator, or an iterable that is neither an array nor a data set."""
-    if isinstance(x, (Tensor, DataLoader, TokenWindows, str, bytes, dict, tuple, list)) or \
-            _is_array(x):
-        return False
-    return hasattr(x, "__next__") or (hasattr(x, "__iter__") and not hasattr(x, "__getitem__"))
+#: the most steps a compiled execution unrolls (models that are slow inside a loop, see
+#: ``Trainer._execution``): enough to amortise the dispatch, few enough to compile quickly
+UNROLL_STEPS = 8
 
 
-def _is_dataset(x: Any) -> bool:
-    """An object with ``__len__`` and ``__getitem__`` that is not an array or a sequence."""
-    return (hasattr(x, "__len__") and hasattr(x, "__getitem__") and not _is_array(x)
-            and not isinstance(x, (tuple, list, str, bytes, dict, DataLoader)))
+def _slow_in_a_loop(model: Module) -> bool:
+    """Whether ``model`` holds a convolution and runs on CPU, where XLA's convolutions inside a
+    while loop (``lax.scan``) take a slow path."""
+    from ember.nn.conv import Conv1D, Conv2D
+
+    return backend.get().platform() == "cpu" and any(
+        isinstance(m, (Conv1D, Conv2D)) for m in model.modules())
 
 
 def _first_batch(ex: Any) -> tuple[Any, Any]:
@@ -349,28 +280,6 @@ def _check_fit_args(owner: str, epochs: Any, steps_per_epoch: Any, validation_st
         _check_positive_int(owner, "validation_freq", validation_freq)
     if verbose not in (0, 1, 2):
         raise ValueError(f"{owner}: verbose must be 0, 1 or 2, got {verbose!r}")
-
-
-def _split_validation(owner: str, x: Any, y: Any, validation_data: Any, fraction: float,
-                      seed: int) -> tuple[Any, Any, Any]:
-    """``(x_train, y_train, (x_val, y_val))``: a shuffled hold-out of ``fraction`` of the data."""
-    if isinstance(x, DataLoader) or _is_stream(x) or _is_dataset(x):
-        raise ValueError(f"{owner}: validation_split needs arrays; x is a {type(x).__name__} "
-                         f"(pass validation_data instead)")
-    if validation_data is not None:
-        raise ValueError(f"{owner}: pass validation_data or validation_split, not both")
-    if isinstance(x, (tuple, list)) and y is None and len(x) == 2:
-        x, y = x
-    n = validate_arrays(x, y, names=["x", "y"], owner=owner)
-    n_train = int(math.ceil(n * (1.0 - fraction)))
-    if n_train == n or n_train == 0:
-        raise ValueError(f"{owner}: validation_split={fraction} of {n} samples leaves "
-                         f"{n_train} for training and {n - n_train} for validation; both need "
-                         f"at least one")
-    perm = np.random.default_rng([seed, 0x5EED]).permutation(n)
-    xh, yh = _host(x), (None if y is None else _host(y))
-    val = (xh[perm[n_train:]], None if yh is None else yh[perm[n_train:]])
-    return xh[perm[:n_train]], (None if yh is None else yh[perm[:n_train]]), val
 
 
 class _LossReport:
@@ -428,7 +337,7 @@ class _LossReport:
 
 # -- the Trainer -----------------------------------------------------------------------------------
 
-class Trainer:
+class Trainer(SourcesMixin, CheckpointMixin):
     """Fits a model: ``fit`` / ``evaluate`` / ``predict`` with metrics, callbacks and checkpoints.
 
     Args:
@@ -443,7 +352,9 @@ class Trainer:
             JAX backend. On NumPy the steps always run eagerly.
         steps_per_execution: steps per compiled dispatch on JAX (an int, or ``"epoch"`` for all
             the full batches of an epoch): one ``scan`` over batches stacked on the device. The
-            results equal one step per dispatch. Ignored on NumPy and without ``jit``.
+            results equal one step per dispatch. Ignored on NumPy and without ``jit``. A model
+            with convolutions on CPU runs at most ``UNROLL_STEPS`` (8) steps per dispatch,
+            unrolled, because XLA's CPU convolutions are several times slower inside a loop.
         devices: data parallelism on the JAX backend (see ``ember.distributed``): ``"all"``, a
             number of devices, a list of JAX devices or a ``jax.sharding.Mesh`` with a ``"data"``
             axis. Every batch is split over the devices along its sample axis; parameters,
@@ -551,8 +462,9 @@ class Trainer:
             return loss, _keep(ok, new_m, mstate), Tensor._make(ok, False, None)
 
         def scan_steps(model: Module, opt: Optimizer, xs: Tensor, ys: Any,
-                       mstate: dict[str, Any], alive: Tensor) -> Any:
-            """``train_step`` over batches stacked along a leading axis (one ``scan``)."""
+                       mstate: dict[str, Any], alive: Tensor, unroll: bool = False) -> Any:
+            """``train_step`` over batches stacked along a leading axis (one ``scan``, or one
+            copy of the step per batch with ``unroll``)."""
             def body(carry: Any, batch: Any) -> Any:
                 state, m, alv = carry
                 slots.set(state)
@@ -563,7 +475,7 @@ class Trainer:
 
             batches = (xs.data,) if ys is None else (xs.data, ys.data)
             final, losses = backend.get().scan(body, (slots.get(), _arrays(mstate), alive.data),
-                                               batches)
+                                               batches, unroll=unroll)
             slots.set(final[0])
             return (Tensor._make(losses, False, None), _tensors(final[1]),
                     Tensor._make(final[2], False, None))
@@ -604,23 +516,16 @@ class Trainer:
         return state
 
     def _materialize_metrics(self, x: Any, y: Any) -> None:
-        """Give metrics whose state is made on the first update (``init()`` is ``{}``, e.g. a
-        confusion matrix of unknown size) their state from the shapes of a one-sample eval-mode
-        prediction, so that a compiled step (and a scan's carry) keeps one state structure."""
+        """Metrics whose size follows from the data (``init()`` is ``{}``, e.g. a confusion
+        matrix without ``num_classes``) make their state from the shapes of the model's output
+        for one batch, known by lowering the predict step (nothing runs), so that a compiled
+        step (and a scan's carry) keeps one state structure."""
         lazy = [m for m in self.metrics if not m.init()]
         if not lazy or not self.compiled:
             return
-        was_training, key = self.model.training, _random.get_state()
-        self.model.eval()
-        try:
-            with no_grad():
-                pred = self.model(Tensor._make(x.data[:1], False, None))
-        finally:
-            self.model.train(was_training)
-            _random.set_state(key)
-        empty_y = None if y is None else Tensor._make(y.data[:0], False, None)
+        pred = self.predict_function.lower(self.model, x).out_info[0]
         for m in lazy:
-            m.update(m.init(), Tensor._make(pred.data[:0], False, None), empty_y)
+            m.init(pred, y)
 
     def _results(self, mstate: dict[str, dict[str, Any]], prefix: str = "",
                  loss: float | None = None) -> dict[str, Any]:
@@ -643,72 +548,6 @@ class Trainer:
         lr = self.optimizer.param_groups[0].get("lr")
         return None if lr is None else _to_float(lr)
 
-    # -- data --------------------------------------------------------------------------------------
-    def _source(self, owner: str, x: Any, y: Any, batch_size: int, shuffle: bool,
-                seed: int | None, names: tuple[str, str] = ("x", "y"),
-                shard: bool = False) -> DataLoader | BatchStream:
-        """Where the batches come from: a DataLoader (given, or over arrays or a data set) or a
-        BatchStream over a generator or any other iterable of batches."""
-        if isinstance(x, (DataLoader, BatchStream, TokenWindows)) or _is_stream(x):
-            if y is not None:
-                raise ValueError(f"{owner}: x is a {type(x).__name__}, which yields the targets "
-                                 f"too; do not pass y")
-            return self._on_mesh(owner, x) if isinstance(x, (DataLoader, TokenWindows)) else (
-                x if isinstance(x, BatchStream) else BatchStream(x))
-        _check_positive_int(owner, "batch_size", batch_size)
-        if _is_dataset(x):
-            return self._loader(x, batch_size, shuffle, seed, shard)
-        if isinstance(x, (tuple, list)) and y is None and len(x) == 2 and all(
-                _is_array(a) and not isinstance(a, list) for a in x):
-            x, y = x
-        validate_arrays(x, y, names=list(names), owner=owner)
-        return self._loader((x,) if y is None else (x, y), batch_size, shuffle, seed, shard,
-                            owner)
-
-    def _loader(self, data: Any, batch_size: int, shuffle: bool, seed: int | None,
-                shard: bool, owner: str = "Trainer.fit") -> DataLoader:
-        """A DataLoader over ``data``, on the Trainer's mesh if it has one; ``shard``: each
-        process reads its shard (training data in a multi-process run)."""
-        if self.mesh is None:
-            return DataLoader(data, batch_size=batch_size, shuffle=shuffle, seed=seed)
-        self._check_mesh(owner, batch_size)
-        procs = distributed.process_count()
-        where = (distributed.process_index(), procs) if shard and procs > 1 else None
-        return DataLoader(data, batch_size=batch_size, shuffle=shuffle, seed=seed, shard=where,
-                          mesh=self.mesh)
-
-    def _check_mesh(self, owner: str, batch_size: int) -> None:
-        if backend.get().name != "jax":
-            raise ValueError(f"{owner}: this Trainer has devices= (a mesh), which needs the JAX "
-                             f"backend, but the active one is {backend.get().name!r}; call "
-                             f"ember.set_backend(\"jax\")")
-        distributed.check_divides(owner, batch_size, self.mesh)
-
-    def _on_mesh(self, owner: str, loader: Any) -> Any:
-        """A DataLoader (or TokenWindows) passed in hands out batches on the Trainer's mesh from
-        now on."""
-        if self.mesh is not None and loader.mesh is not self.mesh:
-            self._check_mesh(owner, loader.batch_size)
-            loader.set_mesh(self.mesh)
-        return loader
-
-    def _validation_source(self, validation_data: Any, batch_size: int) -> Any:
-        if validation_data is None:
-            return None
-        if isinstance(validation_data, (DataLoader, BatchStream, TokenWindows)) or _is_stream(
-                validation_data) or _is_dataset(validation_data):
-            return self._source("Trainer.fit", validation_data, None, batch_size, False, 0)
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError("Trainer.fit: validation_data must be (x_val, y_val), a DataLoader "
-                             "or an iterable of batches, got "
-                             f"{type(validation_data).__name__}"
-                             + (f" of length {len(validation_data)}"
-                                if isinstance(validation_data, (tuple, list)) else ""))
-        xv, yv = validation_data
-        return self._source("Trainer.fit", xv, yv, batch_size, False, 0,
-                            names=("validation_data x", "validation_data y"))
-
-    # -- fit ---------------------------------------------------------------------------------------
     def fit(self, x: Any, y: Any = None, *, epochs: int = 1, batch_size: int = 32,
             validation_data: Any = None, validation_split: float = 0.0,
             validation_freq: int | Sequence[int] = 1, steps_per_epoch: int | None = None,
@@ -910,7 +749,7 @@ class Trainer:
         self._mstate = self._init_mstate(with_loss=False)
         alive = Tensor._make(backend.get().xp.asarray(True), False, None)
         report = _LossReport(cbs, self)
-        per = self.steps_per_execution if self.compiled else 1
+        per, unroll = self._execution()
         step_fn, scan_fn = self._fn("train"), self._fn("scan")
         k = self._accumulate
         executions = source.executions(steps, per) if k == 1 else _grouped(
@@ -925,7 +764,7 @@ class Trainer:
             if ex.count == 1:
                 losses, self._mstate, alive = step_fn(*args, cbs.needs_gradients)
             else:
-                losses, self._mstate, alive = scan_fn(*args)
+                losses, self._mstate, alive = scan_fn(*args, unroll)
             if report.add(ex, losses):
                 break
         else:
@@ -935,6 +774,18 @@ class Trainer:
                 _rewind(source, start, report.bad_step * k)
             return None
         return self._results(self._mstate, loss=report.mean())
+
+    def _execution(self) -> tuple[int | str, bool]:
+        """Steps per execution, and whether they are unrolled rather than a loop: XLA's CPU
+        convolutions take a slow path inside a loop (about 7x on bench W2), so a model with
+        convolutions on CPU runs at most :data:`UNROLL_STEPS` steps per dispatch, one copy of
+        the step each, instead of a ``scan`` (measured in bench/train.py)."""
+        if not self.compiled:
+            return 1, False
+        per = self.steps_per_execution
+        if per == 1 or not _slow_in_a_loop(self.model):
+            return per, False
+        return (UNROLL_STEPS if per == "epoch" else min(int(per), UNROLL_STEPS)), True
 
     def lr_find(self, x: Any, y: Any = None, *, start: float = 1e-7, end: float = 10.0,
                 steps: int = 100, batch_size: int = 32, smooth: float = 0.98,
@@ -1049,124 +900,6 @@ class Trainer:
         finally:
             self.model.train(was_training)
         return Tensor._make(backend.get().xp.concatenate(outs, axis=0), False, None)
-
-    # -- checkpoints -------------------------------------------------------------------------------
-    def save_checkpoint(self, directory: str | os.PathLike[str]) -> Path:
-        """Write everything a resumed ``fit`` needs into ``directory`` (atomically).
-
-        Arrays (safetensors): the model's ``state_dict``, the optimizer's ``state_dict``,
-        ember's random stream and the callbacks' arrays (e.g. EarlyStopping's best weights).
-        JSON beside them: the epoch, the model config (when it has one), the optimizer config,
-        the data order (loader seed, epoch, position), the validation split seed, the
-        callbacks' counters and the history. See ``ember.train.checkpoint`` for the format.
-        In a multi-process run only process 0 writes; every process returns once it is written
-        (a barrier), so that any of them can read it then. Call it in every process.
-        """
-        if distributed.process_count() > 1:
-            path = Path(directory)
-            try:
-                if distributed.is_main_process():
-                    path = self._write_checkpoint(directory)
-            finally:  # reached by every process, also when writing failed
-                distributed.barrier("ember.Trainer.save_checkpoint")
-            return path
-        return self._write_checkpoint(directory)
-
-    def _write_checkpoint(self, directory: str | os.PathLike[str]) -> Path:
-        from ember.train.checkpoint import write_checkpoint  # type: ignore[import-not-found]
-        bk = backend.get()
-        cb_arrays: dict[str, Any] = {}
-        cb_json: dict[str, Any] = {}
-        for key, cb in self._stateful_callbacks(self._callbacks):
-            for name, arr in cb.state_dict().items():
-                cb_arrays[f"{key}/{name}"] = arr
-            cb_json[key] = cb.state_json()
-        arrays = {
-            "model": dict(self.model.state_dict()),
-            "optimizer": dict(self.optimizer.state_dict()),
-            "rng": {"ember": _random.get_state()},
-            "callbacks": cb_arrays,
-        }
-        try:
-            model_config: Any = self.model.config()  # type: ignore[operator]
-        except Exception:  # not every Module has a config (custom forward code)
-            model_config = None
-        meta = {
-            "format": CHECKPOINT_FORMAT,
-            "backend": bk.name,
-            "epoch": int(self._epoch),
-            "seed": _random.initial_seed(),
-            "split_seed": self._split_seed if self._split_seed is not None
-            else _random.initial_seed(),
-            "model_config": model_config,
-            "optimizer": self.optimizer.config(),
-            "data": self._train_loader.state_dict()
-            if isinstance(self._train_loader, (DataLoader, TokenWindows)) else None,
-            "callbacks": cb_json,
-            "history": self.history.to_dict(),
-        }
-        path: Path = write_checkpoint(directory, arrays, meta)
-        return path
-
-    @staticmethod
-    def _stateful_callbacks(cbs: Sequence[Any]) -> list[tuple[str, Any]]:
-        out = []
-        for i, cb in enumerate(cbs):
-            if hasattr(cb, "state_dict") and hasattr(cb, "state_json"):
-                out.append((f"{i}.{type(cb).__name__}", cb))
-        return out
-
-    def _read_resume(self, resume_from: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        if resume_from is None:
-            return None
-        folder = Path(resume_from)
-        from ember.train.checkpoint import (  # type: ignore[import-not-found]
-            discard_leftovers,
-            read_checkpoint,
-        )
-
-        if not folder.exists() or discard_leftovers(folder):  # killed before its first commit
-            return None
-
-        arrays, meta = read_checkpoint(folder)
-        if meta.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"Trainer.fit: {folder} holds a checkpoint of format "
-                             f"{meta.get('format')!r}, not a Trainer checkpoint "
-                             f"({CHECKPOINT_FORMAT!r}); write one with Trainer.save_checkpoint "
-                             f"or ModelCheckpoint")
-        if meta.get("backend") != backend.get().name:
-            raise ValueError(f"Trainer.fit: the checkpoint in {folder} was written on the "
-                             f"{meta.get('backend')!r} backend but the active one is "
-                             f"{backend.get().name!r}; resume on the same backend "
-                             f"(ember.set_backend({meta.get('backend')!r}))")
-        return arrays, meta
-
-    def _restore(self, ckpt: tuple[dict[str, Any], dict[str, Any]], loader: Any) -> int:
-        arrays, meta = ckpt
-        bk = backend.get()
-        self.model.load_state_dict(arrays["model"])
-        self.optimizer.load_state_dict(arrays["optimizer"])
-        _random.set_state(bk.asarray(arrays["rng"]["ember"]))
-        if meta.get("data") is not None and isinstance(loader, (DataLoader, TokenWindows)):
-            loader.load_state_dict(meta["data"])
-        self.history = History.from_dict(meta.get("history", {}))
-        self._epoch = int(meta["epoch"])
-        return self._epoch
-
-    def _restore_callbacks(self, ckpt: tuple[dict[str, Any], dict[str, Any]], cbs: Any) -> None:
-        arrays, meta = ckpt
-        saved_json = meta.get("callbacks", {})
-        groups: dict[str, dict[str, Any]] = {}
-        for name, arr in arrays.get("callbacks", {}).items():
-            key, _, inner = name.partition("/")
-            groups.setdefault(key, {})[inner] = arr
-        for key, cb in self._stateful_callbacks(cbs.callbacks):
-            if key in saved_json:
-                cb.load_state_json(saved_json[key])
-                cb.load_state_dict(groups.get(key, {}))
-
-
-# -- the seeds' one-liner --------------------------------------------------------------------------
 
 def train_one_step(model: Module, loss: Any, lr: float, x: Any, y: Any,
                    weight_decay: float = 0.0) -> float:
