@@ -282,7 +282,9 @@ def test_pytorch_keyword_spellings(backend):
     assert x.sum(dim=1).tolist() == [3.0, 12.0]
     assert x.mean(dim=0, keepdim=True).shape == (1, 3)
     assert ember.softmax(x, dim=0).shape == (2, 3)
-    assert x.max(dim=-1).tolist() == [2.0, 5.0]
+    values, indices = x.max(dim=-1)  # PyTorch's (values, indices) with dim=
+    assert values.tolist() == [2.0, 5.0] and indices.tolist() == [2, 2]
+    assert x.max(axis=-1).tolist() == [2.0, 5.0]  # NumPy's axis= gives the values
     assert x.cumsum(dim=1).tolist() == [[0.0, 1.0, 3.0], [3.0, 7.0, 12.0]]
     assert x.flatten(start_dim=0).shape == (6,)
     assert ember.cat([x, x], dim=1).shape == (2, 6)
