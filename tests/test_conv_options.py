@@ -19,7 +19,7 @@ from ember import nn
 from ember.testing.table import _adaptive_ref, _pool_ref_full
 
 jax.config.update("jax_enable_x64", True)
-SETTINGS = settings(max_examples=6, deadline=None,
+SETTINGS = settings(max_examples=4, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
