@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jax import lax
+from test_conv_options import _check_against  # the lax oracle of the conv option tests
 
 import ember
 from ember.backend import numpy_backend
@@ -38,16 +39,6 @@ def forced(request):
 def _channels_outer(a: np.ndarray) -> np.ndarray:
     """The same values laid out in memory as (C, N, H, W), as a NumPy convolution's output."""
     return np.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
-
-
-def _check(out, tensors, oracle, arrays, rng):
-    expected, vjp = jax.vjp(oracle, *map(jnp.asarray, arrays))
-    assert out.shape == expected.shape
-    np.testing.assert_allclose(out.numpy(), np.asarray(expected), rtol=1e-10, atol=1e-11)
-    upstream = rng.standard_normal(out.shape)
-    out.backward(upstream)
-    for t, e in zip(tensors, vjp(jnp.asarray(upstream))):
-        np.testing.assert_allclose(t.grad.numpy(), np.asarray(e), rtol=1e-9, atol=1e-10)
 
 
 @st.composite
@@ -77,7 +68,7 @@ def test_conv2d_paths_against_lax(case, forced):
         y = lax.conv_general_dilated(x, w, stride, pads, rhs_dilation=dil, dimension_numbers=DN)
         return y + b[None, :, None, None]
 
-    _check(out, tensors, oracle, (x, w, b), rng)
+    _check_against(out, tensors, oracle, (x, w, b), rng)
 
 
 @pytest.mark.parametrize("outer", [False, True], ids=["NCHW", "CNHW"])
@@ -135,7 +126,7 @@ def test_max_pool_paths_against_a_reference(case, forced):
                                      ((0, 0), (0, 0), *pads))
         return _pool_ref_full(jnp, a, kernel, stride, pads, dil, hw, "max")
 
-    _check(out, [tx], oracle, (x,), rng)
+    _check_against(out, [tx], oracle, (x,), rng)
 
 
 @pytest.mark.parametrize("outer", [False, True], ids=["NCHW", "CNHW"])
