@@ -246,3 +246,7 @@ def test_accumulate_steps_in_a_text_config_trains_as_fit_does(tmp_path, monkeypa
     assert any(not np.array_equal(from_config[k], plain[k]) for k in plain)
     code, _, err = cli(capsys, *args, "--runs-dir", tmp_path / "bad", "--set", "accumulate_steps=0")
     assert code == 2 and "accumulate_steps: expected an integer >= 1, got 0" in err
+    code, _, err = cli(capsys, *args, "--runs-dir", tmp_path / "bad", "--set", "backend=jax",
+                       "--set", "accumulate_steps=2", "--set", "steps_per_execution=2")
+    assert code == 2 and ("accumulate_steps: 2 runs one optimizer step per compiled call; it "
+                          "cannot be combined with steps_per_execution = 2 on JAX") in err

@@ -578,11 +578,19 @@ def resolve(raw: dict[str, Any], source: Source, default_name: str = "run") -> d
         _int(src, "steps_per_execution", spe, 1)
     cfg["steps_per_execution"] = spe
     cfg["accumulate_steps"] = _int(src, "accumulate_steps", raw.get("accumulate_steps", 1), 1)
-    if cfg["accumulate_steps"] > 1 and spe != 1 and cfg["backend"] == "jax":
-        raise src.error("accumulate_steps", f"{cfg['accumulate_steps']} runs one optimizer step "
-                        f"per compiled call; it cannot be combined with steps_per_execution = "
-                        f"{spe!r} on JAX (set steps_per_execution = 1)")
+    _check_accumulation(src, cfg)
     return cfg
+
+
+def _check_accumulation(src: Source, cfg: dict[str, Any]) -> None:
+    """Gradient accumulation runs one optimizer step per compiled call on JAX, so it cannot be
+    combined with several steps per execution there (the Trainer's own rule); image and text
+    configs both check it here."""
+    acc, spe = cfg["accumulate_steps"], cfg["steps_per_execution"]
+    if acc > 1 and spe != 1 and cfg["backend"] == "jax":
+        raise src.error("accumulate_steps", f"{acc} runs one optimizer step per compiled call; it "
+                        f"cannot be combined with steps_per_execution = {spe!r} on JAX (set "
+                        f"steps_per_execution = 1)")
 
 
 # -- data ------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ember.cli.config import CliError, Source, _did_you_mean, _lr
+from ember.cli.config import CliError, Source, _check_accumulation, _did_you_mean, _lr
 
 TEXT_DATA = ("tiny-shakespeare", "names")
 MODELS = ("gpt", "bigram", "mlp", "rnn", "gru")
@@ -132,10 +132,7 @@ def resolve_text(raw: dict[str, Any], src: Source, default_name: str) -> dict[st
     _pos_int(src, "eval_steps", cfg["eval_steps"])
     _pos_int(src, "steps_per_execution", cfg["steps_per_execution"])
     _pos_int(src, "accumulate_steps", cfg["accumulate_steps"])
-    if cfg["accumulate_steps"] > 1 and cfg["steps_per_execution"] != 1 and cfg["backend"] == "jax":
-        raise src.error("accumulate_steps", f"{cfg['accumulate_steps']} runs one optimizer step "
-                        "per compiled call; it cannot be combined with steps_per_execution = "
-                        f"{cfg['steps_per_execution']!r} on JAX (set steps_per_execution = 1)")
+    _check_accumulation(src, cfg)
     _pos_float(src, "grad_clip", cfg["grad_clip"], True)
     opt = cfg["optimizer"]
     if opt.get("name") not in ("adamw", "adam"):
