@@ -284,18 +284,19 @@ class JitFunction:
         return tuple(key), inputs
 
     @staticmethod
-    def _slots(leaves: list[Any]) -> list[_Slot]:
+    def _slots(leaves: list[Any], grads: bool = True, random: bool = True) -> list[_Slot]:
         """Every state slot reachable from the arguments, each tensor once, in a fixed order:
         the random stream, each tensor's data and gradient, then each optimizer's state."""
         module_cls, opt_cls = _kinds()
-        slots: list[_Slot] = [_StateSlot(_random)]
+        slots: list[_Slot] = [_StateSlot(_random)] if random else []
         seen: set[int] = set()
 
         def add_tensors(tensors: Any, grad: bool) -> None:
             for t in tensors:
                 if t is not None and id(t) not in seen:
                     seen.add(id(t))
-                    slots.extend([_DataSlot(t), _GradSlot(t)] if grad else [_DataSlot(t)])
+                    slots.extend([_DataSlot(t), _GradSlot(t)] if grad and grads
+                                 else [_DataSlot(t)])
 
         for leaf in leaves:
             if isinstance(leaf, module_cls):
@@ -614,10 +615,12 @@ class StateSlots:
             slot.set(value)
 
 
-def state_slots(*objects: Any) -> StateSlots:
+def state_slots(*objects: Any, grads: bool = True, random: bool = True) -> StateSlots:
     """The state slots of ``objects`` (Modules, Optimizers, Tensors that require grad) plus
     ember's random stream, in the order :func:`jit` uses: for a Linear and SGD, the random
     stream, weight and its gradient, bias and its gradient, and the optimizer's state list.
+    ``grads=False`` leaves out the gradients and ``random=False`` the random stream: e.g.
+    ``state_slots(opt, grads=False, random=False)`` is what ``opt.step()`` changes.
 
     Example:
         >>> from ember import nn, optim
@@ -626,7 +629,7 @@ def state_slots(*objects: Any) -> StateSlots:
         >>> len(state_slots(model, optim.SGD(model.parameters(), lr=0.1)).get())  # see below
         6
     """
-    return StateSlots(JitFunction._slots(list(objects)))
+    return StateSlots(JitFunction._slots(list(objects), grads, random))
 
 
 def jit(fn: Callable[..., Any] | None = None, *, donate: bool = True, mesh: Any = None,

@@ -285,6 +285,43 @@ def test_module_compile_fit_evaluate_predict():
 @pytest.mark.filterwarnings("ignore:overflow encountered in multiply")  # NumPy on 1e30 ** 2
 @pytest.mark.parametrize("spe", [1, "epoch"])
 def test_nan_loss_stops_with_the_last_finite_weights(backend, spe):
+    check_nan_stop(spe)
+
+
+@pytest.mark.parametrize("guard", ["branch", "select"])
+@pytest.mark.parametrize("spe", [1, "epoch"])
+def test_both_compiled_step_guards_keep_the_last_finite_weights(on_jax, monkeypatch, spe, guard):
+    """The compiled step skips a non-finite step's update by a ``cond`` (CPU's default) or a
+    ``where`` over the state (GPU's): both keep the same weights."""
+    from ember.train import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "STEP_GUARD", guard)
+    check_nan_stop(spe)
+
+
+def test_the_compiled_cpu_step_updates_the_state_in_place(on_jax):
+    """On CPU the NaN guard is a branch around the update: XLA's program copies no parameter
+    and no optimizer moment (a ``where(ok, new, old)`` over the state made 16 copies on this
+    model), in the per-step program and in the whole-epoch scan alike."""
+    import re
+
+    x, y = make_data(32)
+    model = make_mlp(bn=False, dropout=0.0)
+    t = ember.Trainer(model, "cross_entropy", optim.Adam(model.parameters(), lr=0.01))
+    t.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    alive = ember.tensor(True)
+    xb, yb = ember.tensor(x[:8]), ember.tensor(y[:8])
+    xs, ys = ember.tensor(x.reshape(4, 8, 4)), ember.tensor(y.reshape(4, 8))
+    shapes = {str(list(p.shape)).replace(" ", "") for p in model.parameters()}
+    for fn, args in [(t.train_function, (model, t.optimizer, xb, yb, t._mstate, alive, False)),
+                     (t.scan_function, (model, t.optimizer, xs, ys, t._mstate, alive, False))]:
+        text = fn.lower(*args).compile().as_text()
+        copied = re.findall(r"= f32(\[[0-9,]*\])\{[0-9,]*\} copy\(", text)
+        assert not shapes & set(copied), copied
+        assert "conditional(" in text
+
+
+def check_nan_stop(spe):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((40, 3)).astype(np.float32)
     y = rng.standard_normal((40, 1)).astype(np.float32)

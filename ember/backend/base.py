@@ -165,6 +165,11 @@ class Backend:
         the body per slice, no loop in the compiled program."""
         raise NotImplementedError
 
+    def cond(self, pred: Any, true_fn: Any, false_fn: Any, operand: Any) -> Any:
+        """``lax.cond``'s contract: ``true_fn(operand)`` if ``pred`` else ``false_fn(operand)``,
+        both returning the same structure; compiled, only the chosen branch runs."""
+        return true_fn(operand) if bool(pred) else false_fn(operand)
+
     def take_rows(self, arrays: tuple[Any, ...], start: int, size: int) -> tuple[Any, ...]:
         """Rows ``start:start + size`` of each array, in one call (one dispatch on JAX)."""
         return tuple(a[start:start + size] for a in arrays)

@@ -155,6 +155,9 @@ class JaxBackend(Backend):
     def scan(self, body: Any, carry: Any, xs: Any, unroll: bool = False) -> tuple[Any, Any]:
         return jax.lax.scan(body, carry, xs, unroll=True if unroll else 1)
 
+    def cond(self, pred: Any, true_fn: Any, false_fn: Any, operand: Any) -> Any:
+        return jax.lax.cond(pred, true_fn, false_fn, operand)
+
     def take_rows(self, arrays: tuple[Any, ...], start: int, size: int) -> tuple[Any, ...]:
         # a dynamic start: one compiled program per batch size, not one per slice
         return _take_rows(arrays, np.int32(start), size)  # a NumPy scalar: jit's fast path

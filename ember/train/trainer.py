@@ -217,6 +217,38 @@ def _keep(ok: Any, new: Any, old: Any) -> Any:
     return _select(ok, new, old)
 
 
+#: how a compiled step skips the update of a step whose loss is not finite: ``"branch"`` (a
+#: ``cond`` around ``opt.step()``), ``"select"`` (``where(ok, new, old)`` over the state) or
+#: ``"auto"``: the branch on CPU, where a ``where`` keeps the old and the new state alive and XLA
+#: then copies the parameters and the optimizer's state instead of updating them in place (W3 on
+#: bench/train.py: 16 copies a step with the select, none with the branch); the select on GPU and
+#: TPU, where a branch reads its predicate back to the host each step
+STEP_GUARD = "auto"
+
+
+def _step_if(ok: Any, opt: Optimizer, slots: Any) -> None:
+    """``opt.step()`` if ``ok`` (see :data:`STEP_GUARD`): a Python choice on a concrete value."""
+    bk = backend.get()
+    if not backend.is_traced(ok):
+        if bool(ok):
+            opt.step()
+        return
+    guard = STEP_GUARD if STEP_GUARD != "auto" else (
+        "branch" if bk.platform() == "cpu" else "select")
+    old = slots.get()
+    if guard == "select":
+        opt.step()
+        slots.set(_select(ok, slots.get(), old))
+        return
+
+    def step(state: list[Any]) -> list[Any]:
+        slots.set(state)
+        opt.step()
+        return slots.get()
+
+    slots.set(bk.cond(ok, step, lambda state: state, old))
+
+
 def _tensors(tree: dict[str, dict[str, Any]]) -> dict[str, dict[str, Tensor]]:
     return {k: {kk: Tensor._make(a, False, None) for kk, a in v.items()} for k, v in tree.items()}
 
@@ -430,6 +462,7 @@ class Trainer(SourcesMixin, CheckpointMixin):
 
     def _build_functions(self) -> None:
         loss_fn, metrics, slots = self.loss, self.metrics, self._slots
+        step_slots = state_slots(self.optimizer, grads=False, random=False)
 
         def update_metrics(mstate: dict[str, Any], pred: Tensor, y: Any, loss: Tensor) -> Any:
             with no_grad():
@@ -453,12 +486,12 @@ class Trainer(SourcesMixin, CheckpointMixin):
             opt.zero_grad()  # first: gradients a step never reads are not carried by ember.jit
             old = slots.get()
             loss, new_m = _backward(model, loss_fn, update_metrics, x, y, mstate)
-            opt.step()
-            if not keep_grads:
-                opt.zero_grad()
             xp = backend.get().xp
             ok = xp.logical_and(alive.data, xp.isfinite(loss.data))
-            slots.set(_keep(ok, slots.get(), old))
+            slots.set(_keep(ok, slots.get(), old))  # what the forward changed (buffers, random)
+            _step_if(ok, opt, step_slots)  # the update: a branch, so XLA updates in place
+            if not keep_grads:
+                opt.zero_grad()
             return loss, _keep(ok, new_m, mstate), Tensor._make(ok, False, None)
 
         def scan_steps(model: Module, opt: Optimizer, xs: Tensor, ys: Any,
