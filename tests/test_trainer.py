@@ -517,3 +517,21 @@ def test_a_cnn_on_cpu_runs_epoch_mode_unrolled_and_equal_to_per_step(on_jax):
     looped = t.scan_function.lower(*args, False).as_text()
     assert "convolution" in unrolled and "while" not in unrolled
     assert "while" in looped  # the check sees a loop where there is one
+
+
+def test_the_label_check_follows_a_changed_head_across_fits(backend):
+    """``fit`` finds the number of classes once per model structure (not a forward pass per
+    call): a new head with fewer classes is still checked."""
+    x, y = make_data(24, classes=3)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    t = ember.Trainer(model, "cross_entropy", optim.SGD(model.parameters(), lr=0.1))
+    t.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    t.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    model[2] = nn.Linear(8, 2)
+    with pytest.raises(ValueError, match=r"the model outputs 2 classes, so labels must be in "
+                                         r"\[0, 2\)"):
+        t.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    model[2].weight = nn.Parameter(np.zeros((1, 8), np.float32))  # a new parameter's shape
+    model[2].bias = nn.Parameter(np.zeros(1, np.float32))
+    with pytest.raises(ValueError, match=r"the model outputs 1 classes"):
+        t.fit(x, y, epochs=1, batch_size=8, verbose=0)

@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np  # host-side checks only
@@ -54,9 +55,29 @@ def class_losses(loss: Any) -> list[Any]:
         term, "ignore_index")]
 
 
+#: the output shapes found per model, keyed by what decides them (the structure, the parameter
+#: shapes, the sample's shape and dtype, the backend): ``fit`` called once per epoch does not run
+#: a forward pass each time
+_SHAPES: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
+
+
 def _classes(model: Any, x: np.ndarray) -> tuple[int, ...] | None:
     """The shape of the model's output for one sample (eval mode, no gradient, random state
     untouched), or None when that cannot be had (then training reports the problem itself)."""
+    from ember.nn.module import structure_version
+
+    try:
+        cache = _SHAPES.setdefault(model, {})
+    except TypeError:  # not weakly referable: no cache
+        cache = {}
+    key = (structure_version(), tuple(p.shape for p in model.parameters()),
+           x.shape[1:], x.dtype, backend.get().name)
+    if key not in cache:
+        cache[key] = _forward_shape(model, x)
+    return cache[key]
+
+
+def _forward_shape(model: Any, x: np.ndarray) -> tuple[int, ...] | None:
     was_training, key = model.training, _random.get_state()
     model.eval()
     try:

@@ -226,6 +226,19 @@ def _keep(ok: Any, new: Any, old: Any) -> Any:
 STEP_GUARD = "auto"
 
 
+_CONSTANTS: dict[Any, Any] = {}
+
+
+def _constant(value: Any, dtype: Any) -> Tensor:
+    """A scalar Tensor made once per backend (on JAX an eager array costs a dispatch; arrays are
+    never changed in place, so one can be shared)."""
+    bk = backend.get()
+    key = (bk, value, dtype)
+    if key not in _CONSTANTS:
+        _CONSTANTS[key] = bk.xp.asarray(value, dtype=dtype)
+    return Tensor._make(_CONSTANTS[key], False, None)
+
+
 def _step_if(ok: Any, opt: Optimizer, slots: Any) -> None:
     """``opt.step()`` if ``ok`` (see :data:`STEP_GUARD`): a Python choice on a concrete value."""
     bk = backend.get()
@@ -539,10 +552,9 @@ class Trainer(SourcesMixin, CheckpointMixin):
         return self._raw[name]
 
     def _init_mstate(self, with_loss: bool = True) -> dict[str, dict[str, Tensor]]:
-        bk = backend.get()
-        zero = Tensor._make(bk.xp.zeros((), dtype=backend.float32), False, None)
         state: dict[str, dict[str, Tensor]] = {}
         if with_loss:
+            zero = _constant(0.0, backend.float32)
             state["loss"] = {"total": zero, "count": zero}
         for m in self.metrics:
             state[m.name] = dict(m.init())
@@ -780,7 +792,7 @@ class Trainer(SourcesMixin, CheckpointMixin):
         self.model.train()
         start = source.state_dict() if isinstance(source, DataLoader) else None
         self._mstate = self._init_mstate(with_loss=False)
-        alive = Tensor._make(backend.get().xp.asarray(True), False, None)
+        alive = _constant(True, bool)
         report = _LossReport(cbs, self)
         per, unroll = self._execution()
         step_fn, scan_fn = self._fn("train"), self._fn("scan")
