@@ -48,7 +48,7 @@ from ember.tensor import Tensor
 __all__ = ["jit", "JitFunction", "StateSlots", "state_slots"]
 
 
-_CONTAINERS = (tuple, list, dict)
+_CONTAINERS = frozenset((tuple, list, dict))
 
 
 class _Slot:
@@ -233,9 +233,8 @@ class JitFunction:
     def _flatten(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, list[Any]]:
         import jax
 
-        return jax.tree_util.tree_flatten(
-            (args, kwargs), is_leaf=lambda x: isinstance(x, (Tensor, *_kinds()))
-        )
+        # Tensors, Modules and Optimizers are not registered pytree nodes: they are leaves
+        return jax.tree_util.tree_flatten((args, kwargs))
 
     def _walk(self, module: Any) -> list[Any]:
         """A module's submodules, walked once per structure version."""
@@ -319,7 +318,7 @@ class JitFunction:
         from ember.nn.module import structure_version
 
         treedef: Any
-        if kwargs or any(type(a) in _CONTAINERS for a in args):
+        if kwargs or not _CONTAINERS.isdisjoint(map(type, args)):
             leaves, treedef = self._flatten(args, kwargs)
         else:  # the common case, flat positional arguments: no pytree walk
             leaves, treedef = list(args), len(args)

@@ -152,6 +152,11 @@ def _split(batch: Any) -> tuple[Any, Any]:
 def _stacked(batches: Iterable[Any], per_execution: int) -> Iterator[Execution]:
     """Executions from single batches: up to ``per_execution`` batches of one shape stacked on
     the device (a change of shape, e.g. a short last batch, starts a new execution)."""
+    if per_execution <= 1:  # one batch per execution: nothing to stack
+        for step, batch in enumerate(batches):
+            x, y = _split(batch)
+            yield Execution(step, x, y, 1)
+        return
     chunk: list[tuple[Any, Any]] = []
     step = 0
 
