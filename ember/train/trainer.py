@@ -11,7 +11,8 @@ The short last batch of an epoch is run, as in Keras: a compiled step therefore 
 first epoch (once per batch shape) and never again; pass a ``DataLoader`` with ``drop_last=True``
 for one trace. Non-finite losses are caught inside the step: the parameters, buffers, optimizer
 state and metric states of a step whose loss is NaN or inf are replaced by those from before it
-(``where(isfinite(loss), new, old)``, so it works compiled), later steps of that execution change
+(``where(isfinite(loss), new, old)``, and compiled on CPU a ``cond`` around ``opt.step()``: see
+:data:`STEP_GUARD`), later steps of that execution change
 nothing, and :class:`~ember.train.callbacks.TerminateOnNaN` (always on) stops training with a
 message naming the epoch and the step, so the last finite weights are kept.
 
