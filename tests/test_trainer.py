@@ -296,7 +296,9 @@ def test_both_compiled_step_guards_keep_the_last_finite_weights(on_jax, monkeypa
     from ember.train import trainer as trainer_module
 
     monkeypatch.setattr(trainer_module, "STEP_GUARD", guard)
-    check_nan_stop(spe)
+    t = check_nan_stop(spe)
+    # several steps per call run unguarded first, then again with the guard after the bad one
+    assert t.guarded_scan_function.trace_count == (1 if spe == "epoch" else 0)
 
 
 def test_the_compiled_cpu_step_updates_the_state_in_place(on_jax):
@@ -313,8 +315,9 @@ def test_the_compiled_cpu_step_updates_the_state_in_place(on_jax):
     xb, yb = ember.tensor(x[:8]), ember.tensor(y[:8])
     xs, ys = ember.tensor(x.reshape(4, 8, 4)), ember.tensor(y.reshape(4, 8))
     shapes = {str(list(p.shape)).replace(" ", "") for p in model.parameters()}
+    scan_args = (model, t.optimizer, xs, ys, t._mstate, alive, False, True)
     for fn, args in [(t.train_function, (model, t.optimizer, xb, yb, t._mstate, alive, False)),
-                     (t.scan_function, (model, t.optimizer, xs, ys, t._mstate, alive, False))]:
+                     (t.guarded_scan_function, scan_args)]:
         text = fn.lower(*args).compile().as_text()
         copied = re.findall(r"= f32(\[[0-9,]*\])\{[0-9,]*\} copy\(", text)
         assert not shapes & set(copied), copied
@@ -344,6 +347,7 @@ def check_nan_stop(spe):
     rt.fit(x[:16], y[:16], epochs=1, batch_size=8, shuffle=False, verbose=0)
     for k, v in weights(ref).items():
         np.testing.assert_allclose(weights(model)[k], v, rtol=1e-6, atol=1e-7, err_msg=k)
+    return t
 
 
 # -- compiled steps (JAX) --------------------------------------------------------------------------

@@ -493,31 +493,39 @@ class Trainer(SourcesMixin, CheckpointMixin):
             return out
 
         def train_step(model: Module, opt: Optimizer, x: Tensor, y: Any,
-                       mstate: dict[str, Any], alive: Tensor, keep_grads: bool = False) -> Any:
+                       mstate: dict[str, Any], alive: Tensor, keep_grads: bool = False,
+                       guard: bool = True) -> Any:
             """One step, the same code eagerly and traced; a step whose loss is not finite (or
-            that follows one, ``alive`` False) keeps the state from before it. ``keep_grads``
-            leaves the gradients on the parameters after the step (for nn.Monitor)."""
+            that follows one, ``alive`` False) keeps the state from before it (unless
+            ``guard`` is False: see ``_scan``). ``keep_grads`` leaves the gradients on the
+            parameters after the step (for nn.Monitor)."""
             opt.zero_grad()  # first: gradients a step never reads are not carried by ember.jit
-            old = slots.get()
+            old = slots.get() if guard else None
             loss, new_m = _backward(model, loss_fn, update_metrics, x, y, mstate)
             xp = backend.get().xp
             ok = xp.logical_and(alive.data, xp.isfinite(loss.data))
-            slots.set(_keep(ok, slots.get(), old))  # what the forward changed (buffers, random)
-            _step_if(ok, opt, step_slots)  # the update: a branch, so XLA updates in place
+            if guard:
+                slots.set(_keep(ok, slots.get(), old))  # what the forward changed
+                _step_if(ok, opt, step_slots)  # the update: a branch, so XLA updates in place
+                new_m = _keep(ok, new_m, mstate)
+            else:
+                opt.step()
             if not keep_grads:
                 opt.zero_grad()
-            return loss, _keep(ok, new_m, mstate), Tensor._make(ok, False, None)
+            return loss, new_m, Tensor._make(ok, False, None)
 
         def scan_steps(model: Module, opt: Optimizer, xs: Tensor, ys: Any,
-                       mstate: dict[str, Any], alive: Tensor, unroll: bool = False) -> Any:
+                       mstate: dict[str, Any], alive: Tensor, unroll: bool = False,
+                       guard: bool = False) -> Any:
             """``train_step`` over batches stacked along a leading axis (one ``scan``, or one
-            copy of the step per batch with ``unroll``)."""
+            copy of the step per batch with ``unroll``), with or without its guard."""
             def body(carry: Any, batch: Any) -> Any:
                 state, m, alv = carry
                 slots.set(state)
                 y = None if ys is None else Tensor._make(batch[1], False, None)
                 loss, m2, alv2 = train_step(model, opt, Tensor._make(batch[0], False, None), y,
-                                            _tensors(m), Tensor._make(alv, False, None))
+                                            _tensors(m), Tensor._make(alv, False, None),
+                                            guard=guard)
                 return (slots.get(), _arrays(m2), alv2.data), loss.data
 
             batches = (xs.data,) if ys is None else (xs.data, ys.data)
@@ -542,7 +550,10 @@ class Trainer(SourcesMixin, CheckpointMixin):
             "train": train_step, "scan": scan_steps, "test": test_step, "predict": predict_step}
         mesh = self.mesh
         self.train_function: Any = _jit(train_step, mesh=mesh)
-        self.scan_function: Any = _jit(scan_steps, mesh=mesh)
+        # several steps per call run first without the guard and without donating the state
+        # (see ``_scan``); the guarded version compiles only when a loss was not finite
+        self.scan_function: Any = _jit(scan_steps, mesh=mesh, donate=False)
+        self.guarded_scan_function: Any = _jit(scan_steps, mesh=mesh)
         self.test_function: Any = _jit(test_step, mesh=mesh)
         self.predict_function: Any = _jit(predict_step, mesh=mesh)
 
@@ -810,7 +821,7 @@ class Trainer(SourcesMixin, CheckpointMixin):
             if ex.count == 1:
                 losses, self._mstate, alive = step_fn(*args, cbs.needs_gradients)
             else:
-                losses, self._mstate, alive = scan_fn(*args, unroll)
+                losses, self._mstate, alive = self._scan(scan_fn, args, unroll)
             if report.add(ex, losses):
                 break
         else:
@@ -820,6 +831,21 @@ class Trainer(SourcesMixin, CheckpointMixin):
                 _rewind(source, start, report.bad_step * k)
             return None
         return self._results(self._mstate, loss=report.mean())
+
+    def _scan(self, scan_fn: Callable[..., Any], args: tuple[Any, ...], unroll: bool) -> Any:
+        """Several steps in one compiled call. They run first without the per-step guard and
+        without donating the state, XLA's fastest program (a guard inside a loop costs a branch or
+        a copy of the state each step); when a loss comes out non-finite, the state from before
+        the call is put back and the steps run again with the guard, which keeps the state of
+        the last finite step. The result is that of the guarded steps either way."""
+        if not self.compiled:
+            return scan_fn(*args, unroll, True)
+        before = self._slots.get()
+        out = scan_fn(*args, unroll, False)
+        if bool(backend.get().to_numpy(out[2].data)):  # every step finite (read anyway)
+            return out
+        self._slots.set(before)
+        return self.guarded_scan_function(*args, unroll, True)
 
     def _execution(self) -> tuple[int | str, bool]:
         """Steps per execution, and whether they are unrolled rather than a loop: XLA's CPU
