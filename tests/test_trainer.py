@@ -539,3 +539,16 @@ def test_the_label_check_follows_a_changed_head_across_fits(backend):
     model[2].bias = nn.Parameter(np.zeros(1, np.float32))
     with pytest.raises(ValueError, match=r"the model outputs 1 classes"):
         t.fit(x, y, epochs=1, batch_size=8, verbose=0)
+
+
+def test_many_device_scalars_come_back_in_order_in_one_transfer_per_64(on_jax):
+    """The Trainer reads step losses in groups: the JAX backend stacks up to 64 scalars on the
+    device per transfer (one compiled program for every count), mixed dtypes go one by one."""
+    import jax.numpy as jnp
+
+    bk = ember.backend.get()
+    values = [jnp.float32(i * 0.5) for i in range(150)]
+    np.testing.assert_array_equal(bk.to_numpy(values), np.arange(150) * 0.5)
+    np.testing.assert_array_equal(bk.to_numpy(values[:3]), [0.0, 0.5, 1.0])
+    mixed = bk.to_numpy([jnp.float32(1.5), jnp.int32(2)])
+    assert mixed.tolist() == [1.5, 2.0]
