@@ -227,6 +227,22 @@ def _keep(ok: Any, new: Any, old: Any) -> Any:
 STEP_GUARD = "auto"
 
 
+def _update(ok: Any, opt: Optimizer, slots: tuple[Any, Any], old: Any,
+            metrics: tuple[Any, Any]) -> Any:
+    """``opt.step()`` and the step's metric states; with the state from before the step
+    (``old``, None when unguarded), a step that is not ``ok`` changes nothing: what the forward
+    changed (buffers, the random stream) is put back, the update is skipped (:func:`_step_if`)
+    and the metric states are the old ones."""
+    new_m, mstate = metrics
+    if old is None:
+        opt.step()
+        return new_m
+    every, updated = slots
+    every.set(_keep(ok, every.get(), old))
+    _step_if(ok, opt, updated)
+    return _keep(ok, new_m, mstate)
+
+
 _CONSTANTS: dict[Any, Any] = {}
 
 
@@ -504,12 +520,7 @@ class Trainer(SourcesMixin, CheckpointMixin):
             loss, new_m = _backward(model, loss_fn, update_metrics, x, y, mstate)
             xp = backend.get().xp
             ok = xp.logical_and(alive.data, xp.isfinite(loss.data))
-            if guard:
-                slots.set(_keep(ok, slots.get(), old))  # what the forward changed
-                _step_if(ok, opt, step_slots)  # the update: a branch, so XLA updates in place
-                new_m = _keep(ok, new_m, mstate)
-            else:
-                opt.step()
+            new_m = _update(ok, opt, (slots, step_slots), old, (new_m, mstate))
             if not keep_grads:
                 opt.zero_grad()
             return loss, new_m, Tensor._make(ok, False, None)
