@@ -950,6 +950,8 @@ def _gpt(g: Graph, m: Any, idx: str) -> str:
     for block in m.h:
         x = g.convert(block, x)
     x = g.convert(m.ln_f, x)
+    if not m.tie_weights:  # its own head (makemore's Transformer)
+        return g.convert(m.lm_head, x)
     # the head tied to the token embedding: the same initializer, transposed
     return g.node("MatMul", [x, g.node("Transpose", [g.const(m.wte.weight, "wte")])])
 

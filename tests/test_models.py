@@ -122,6 +122,34 @@ def test_gpt_initialisation_statistics():
         + 12 * 8 * 8
 
 
+def test_gpt_untied_with_pytorch_init_is_makemores_transformer(backend):
+    ember.manual_seed(3)
+    model = GPT(vocab_size=27, block_size=16, n_layer=4, n_head=4, n_embd=64, bias=True,
+                tie_weights=False, init="pytorch")
+    params = dict(model.named_parameters())
+    assert sum(p.size for p in params.values()) == 204_544  # makemore's "model #params"
+    assert params["lm_head.weight"].shape == (27, 64) and "lm_head.bias" not in params
+    for name, p in params.items():
+        w = p.numpy()
+        if name.startswith(("wte", "wpe")):
+            assert abs(w.std() - 1) < 0.1 and abs(w.mean()) < 0.1, name
+        elif p.ndim == 2:  # U(+-1/sqrt(fan_in)): std 1/sqrt(3 fan_in)
+            bound = 1 / math.sqrt(w.shape[1])
+            assert np.abs(w).max() <= bound and abs(w.std() * math.sqrt(3) / bound - 1) < 0.1
+        elif name.endswith("bias"):
+            assert (w == 0).all(), name
+    idx = ember.tensor(np.random.default_rng(3).integers(0, 27, (2, 16)))
+    h = model.wte(idx) + model.wpe.weight[:16]
+    for block in model.h:
+        h = block(h)
+    np.testing.assert_allclose(forward(model, idx).numpy(),
+                               (model.ln_f(h) @ model.lm_head.weight.T).numpy(), atol=1e-5)
+    copy = GPT(**{k: v for k, v in model.config().items() if k != "name"})
+    assert copy.config() == model.config() and not copy.tie_weights
+    with pytest.raises(ValueError, match="GPT: init must be one of gpt2, pytorch, got 'xavier'"):
+        tiny_gpt(init="xavier")
+
+
 def test_sample_next_follows_the_softmax_and_respects_top_k(backend):
     ember.manual_seed(4)
     logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]] * 4000))

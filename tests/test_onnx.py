@@ -303,6 +303,8 @@ SEQUENCE_MODELS = {
     "gpt": lambda: models.GPT(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16),
     "gpt-bias": lambda: models.GPT(vocab_size=7, block_size=6, n_layer=1, n_head=4, n_embd=8,
                                    bias=True),
+    "gpt-untied": lambda: models.GPT(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8,
+                                     bias=True, tie_weights=False, init="pytorch"),
     "bigram": lambda: models.Bigram(11),
     "mlp": lambda: models.MLP(11, block_size=3, n_embd=4, n_embd2=8),
     "rnnlm": lambda: models.RNNLM(11, n_embd=4, n_embd2=8),

@@ -53,6 +53,17 @@ def test_shakespeare_char_preset_is_the_nanogpt_cpu_recipe():
     assert cfg["schedule"] == {"warmup_steps": 100, "min_lr": 1e-4, "decay_steps": 2000}
 
 
+def test_names_preset_is_makemores_transformer():
+    from ember import models
+
+    cfg = tomllib.loads((ROOT / "ember/presets/names.toml").read_text())
+    model = models.build(cfg["model"], 27, cfg["data"]["block_size"])
+    assert (model.n_layer, model.n_head, model.n_embd, model.bias, model.tie_weights,
+            model.init) == (4, 4, 64, True, False, "pytorch")
+    assert sum(p.size for p in model.parameters()) == 204_544  # makemore's "model #params"
+    assert (cfg["batch_size"], cfg["data"]) == (32, {"name": "names", "block_size": 16})
+
+
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_each_text_preset_trains_and_samples(name, tmp_path, capsys):
     code, out, err = cli(capsys, "train", "--preset", name, "--runs-dir", tmp_path, *TINY,

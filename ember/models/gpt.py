@@ -1,7 +1,9 @@
 """A character-level GPT, written to be read beside nanoGPT's ``model.py``.
 
 Token and position embeddings, ``n_layer`` pre-norm causal ``nn.TransformerBlock``s, a final
-LayerNorm and a head tied to the token embedding (one matrix, used twice). Names follow nanoGPT
+LayerNorm and a head tied to the token embedding (one matrix, used twice), or with
+``tie_weights=False`` and ``init="pytorch"`` makemore's Transformer (its own head ``lm_head``,
+PyTorch's default initialisation). Names follow nanoGPT
 where ember's layers allow (``wte``, ``wpe``, ``h.0``, ``ln_f``); inside a block they are
 ``nn.TransformerBlock``'s (``norm1``, ``attn.in_proj_weight``, ``attn.out_proj``, ``mlp.0``…).
 
@@ -25,6 +27,22 @@ from ember.models.sampling import generate
 from ember.tensor import Tensor
 
 __all__ = ["GPT"]
+
+
+_INITS = ("gpt2", "pytorch")
+
+
+def _pytorch_init(model: nn.Module) -> None:
+    """PyTorch's defaults as makemore's Transformer gets them: the embeddings N(0, 1), every
+    matrix U(+-1/sqrt(fan_in)) (``nn.init.default_``), biases zero, LayerNorm gains one."""
+    for name, p in model.named_parameters():
+        key = nn.init.path_key(name)
+        if name.startswith(("wte.", "wpe.")):
+            nn.init.normal_(p, std=1.0, key=key)
+        elif p.ndim >= 2:
+            nn.init.default_(p, key=key)
+        elif name.endswith("bias"):
+            nn.init.zeros_(p)
 
 
 def _gpt2_init(model: nn.Module, n_layer: int) -> None:
@@ -51,9 +69,12 @@ class GPT(nn.Module):
             branch, in training mode only.
         bias: biases in the linear layers and LayerNorms (nanoGPT's ``bias``; False is its
             recommended setting).
-
-    Initialisation is GPT-2's: every weight N(0, 0.02), the two residual projections of each
-    block N(0, 0.02 / sqrt(2 * n_layer)), biases zero, LayerNorm gains one.
+        tie_weights: the head is the token embedding (nanoGPT); False gives the model its own
+            head ``lm_head`` (makemore, minGPT).
+        init: ``"gpt2"``: every weight N(0, 0.02), the two residual projections of each block
+            N(0, 0.02 / sqrt(2 * n_layer)), biases zero, LayerNorm gains one (nanoGPT);
+            ``"pytorch"``: the embeddings N(0, 1), every other matrix U(+-1/sqrt(fan_in)),
+            biases zero (makemore's Transformer, which keeps PyTorch's defaults).
 
     Example:
         >>> import ember
@@ -66,7 +87,8 @@ class GPT(nn.Module):
     """
 
     def __init__(self, vocab_size: int, block_size: int, n_layer: int, n_head: int,
-                 n_embd: int, dropout: float = 0.0, bias: bool = False) -> None:
+                 n_embd: int, dropout: float = 0.0, bias: bool = False,
+                 tie_weights: bool = True, init: str = "gpt2") -> None:
         super().__init__()
         for arg, value in (("vocab_size", vocab_size), ("block_size", block_size),
                            ("n_layer", n_layer), ("n_head", n_head), ("n_embd", n_embd)):
@@ -75,10 +97,13 @@ class GPT(nn.Module):
         if n_embd % n_head:
             raise ValueError(f"GPT: n_embd={n_embd} must be a multiple of n_head={n_head} (each "
                              f"head gets n_embd / n_head channels)")
+        if init not in _INITS:
+            raise ValueError(f"GPT: init must be one of {', '.join(_INITS)}, got {init!r}")
         self.vocab_size, self.block_size = vocab_size, block_size
         self.n_layer, self.n_head, self.n_embd = n_layer, n_head, n_embd
         self.dropout, self.bias = float(dropout), bool(bias)
-        self.wte = nn.Embedding(vocab_size, n_embd)  # tokens; also the head (tied)
+        self.tie_weights, self.init = bool(tie_weights), init
+        self.wte = nn.Embedding(vocab_size, n_embd)  # tokens; also the head when tied
         self.wpe = nn.Embedding(block_size, n_embd)  # positions
         self.drop = nn.Dropout(dropout)
         self.h = nn.ModuleList([
@@ -88,7 +113,12 @@ class GPT(nn.Module):
             block.norm1 = nn.LayerNorm(n_embd, bias=bias)
             block.norm2 = nn.LayerNorm(n_embd, bias=bias)
         self.ln_f = nn.LayerNorm(n_embd, bias=bias)
-        _gpt2_init(self, n_layer)
+        if not self.tie_weights:
+            self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
+        if init == "gpt2":
+            _gpt2_init(self, n_layer)
+        else:
+            _pytorch_init(self)
 
     def forward(self, idx: Any) -> Tensor:
         idx = idx if isinstance(idx, Tensor) else tensor(idx)
@@ -103,6 +133,8 @@ class GPT(nn.Module):
         for block in self.h:
             x = block(x)
         x = self.ln_f(x)
+        if not self.tie_weights:
+            return self.lm_head(x)
         return x @ self.wte.weight.T  # the head is the token embedding, transposed (tying)
 
     def generate(self, idx: Any, max_new_tokens: int, temperature: float = 1.0,
@@ -129,7 +161,8 @@ class GPT(nn.Module):
         """
         return {"name": "gpt", "vocab_size": self.vocab_size, "block_size": self.block_size,
                 "n_layer": self.n_layer, "n_head": self.n_head, "n_embd": self.n_embd,
-                "dropout": self.dropout, "bias": self.bias}
+                "dropout": self.dropout, "bias": self.bias, "tie_weights": self.tie_weights,
+                "init": self.init}
 
     def extra_repr(self) -> str:
         return (f"vocab_size={self.vocab_size}, block_size={self.block_size}, "
