@@ -132,3 +132,15 @@ def test_token_windows_on_a_mesh_of_four_cpu_devices():
     np.testing.assert_allclose(r["loss_4"], r["loss_1"], rtol=1e-5)
     np.testing.assert_allclose(r["val_4"], r["val_1"], rtol=1e-5)
     assert r["max_weight_diff"] < 1e-5
+
+
+def test_fit_by_steps_logs_the_rate_at_each_evaluation_step():
+    """As nanoGPT's log: the learning rate at the evaluation's step (after 3 warm-up steps of 4
+    it is 3/4 of the peak), not the rate the interval began with (0 during warm-up)."""
+    trainer, train, val = _setup()
+    sched = ember.optim.schedules.cosine_decay(3e-3, total_steps=7, warmup_steps=4)
+    trainer.optimizer.set_schedule(sched)
+    h = trainer.fit(train, steps=7, eval_every=3, eval_steps=1, validation_data=val, verbose=0)
+    assert h["step"] == [3, 6, 7]
+    assert h["lr"] == pytest.approx([float(sched(s)) for s in (3, 6, 7)], rel=1e-6)
+    assert h["lr"][0] == pytest.approx(3e-3 * 3 / 4, rel=1e-6)

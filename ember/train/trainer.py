@@ -781,10 +781,11 @@ class Trainer(SourcesMixin, CheckpointMixin):
             if val_source is not None and self._validate_now(epoch, val_freq):
                 val_logs = self._evaluate_source(val_source, val_steps)
                 logs.update({"val_" + k: v for k, v in val_logs.items()})
+            if isinstance(source, TokenWindows):  # by steps: the rate at this evaluation's
+                lr = self._lr()  # step, as nanoGPT logs it (an epoch logs the rate it began with)
+                logs["step"] = self._steps_done(epoch, steps_of)
             if lr is not None:
                 logs["lr"] = lr
-            if isinstance(source, TokenWindows):
-                logs["step"] = self._steps_done(epoch, steps_of)
             cbs.on_epoch_end(epoch, logs)
             self.history.append(epoch, logs)  # last, as Keras: with what callbacks added
             self._epoch = epoch + 1
