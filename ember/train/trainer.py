@@ -667,7 +667,8 @@ class Trainer(SourcesMixin, CheckpointMixin):
                 number of steps. The run is cut into intervals of ``eval_every`` steps; each one
                 is an "epoch" for callbacks, checkpoints and the History, which logs the
                 interval's mean training ``loss``, ``val_loss`` (when ``validation_data`` is a
-                ``TokenWindows``, over its ``eval_batches(eval_steps)``) and ``step``.
+                ``TokenWindows``, over its ``eval_batches(eval_steps)``), ``step`` and ``lr`` (the
+                rate at that step, as nanoGPT logs it).
             eval_every: steps per interval (default: all ``steps``).
             eval_steps: validation batches per evaluation (default: every window once).
 
