@@ -288,25 +288,57 @@ def test_nan_loss_stops_with_the_last_finite_weights(backend, spe):
     check_nan_stop(spe)
 
 
-@pytest.mark.parametrize("guard", ["branch", "select"])
+@pytest.mark.parametrize("guard", ["replay", "branch", "select"])
 @pytest.mark.parametrize("spe", [1, "epoch"])
-def test_both_compiled_step_guards_keep_the_last_finite_weights(on_jax, monkeypatch, spe, guard):
-    """The compiled step skips a non-finite step's update by a ``cond`` (CPU's default) or a
-    ``where`` over the state (GPU's): both keep the same weights."""
+def test_every_compiled_step_guard_keeps_the_last_finite_weights(on_jax, monkeypatch, spe, guard):
+    """A compiled step whose loss is not finite leaves the state from before it, whether the
+    step ran unguarded and its state is put back (``replay``, CPU's default for small models), a
+    ``cond`` skipped its update (``branch``) or a ``where`` kept the old state (``select``)."""
     from ember.train import trainer as trainer_module
 
     monkeypatch.setattr(trainer_module, "STEP_GUARD", guard)
     t = check_nan_stop(spe)
     # several steps per call run unguarded first, then again with the guard after the bad one
     assert t.guarded_scan_function.trace_count == (1 if spe == "epoch" else 0)
+    assert t.train_function.donate == (guard != "replay")  # replay keeps the state before
 
 
-def test_the_compiled_cpu_step_updates_the_state_in_place(on_jax):
-    """On CPU the NaN guard is a branch around the update: XLA's program copies no parameter
-    and no optimizer moment (a ``where(ok, new, old)`` over the state made 16 copies on this
-    model), in the per-step program and in the whole-epoch scan alike."""
+@pytest.mark.filterwarnings("ignore:overflow encountered in multiply")
+@pytest.mark.parametrize("guard", ["replay", "branch"])
+def test_a_non_finite_last_step_of_the_epoch_is_put_back(on_jax, monkeypatch, guard):
+    """The last step's loss is read after the loop (replay): a bad last step leaves the weights
+    of the steps before it."""
+    from ember.train import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "STEP_GUARD", guard)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((24, 3)).astype(np.float32)
+    y = rng.standard_normal((24, 1)).astype(np.float32)
+    y[20, 0] = 1e30  # (1e30)^2 overflows float32: the third and last batch
+    ember.manual_seed(0)
+    model = nn.Linear(3, 1)
+    t = ember.Trainer(model, "mse", optim.Adam(model.parameters(), lr=0.01))
+    with pytest.warns(RuntimeWarning, match=r"the loss is (inf|nan) at epoch 0, step 2"):
+        t.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    ember.manual_seed(0)
+    ref = nn.Linear(3, 1)
+    rt = ember.Trainer(ref, "mse", optim.Adam(ref.parameters(), lr=0.01))
+    rt.fit(x[:16], y[:16], epochs=1, batch_size=8, shuffle=False, verbose=0)
+    for trainer in (t, rt):  # the optimizer's moments too: train on from both
+        trainer.fit(x[:16], y[:16], epochs=1, batch_size=8, shuffle=False, verbose=0)
+    for k, v in weights(ref).items():
+        np.testing.assert_allclose(weights(model)[k], v, rtol=1e-6, atol=1e-7, err_msg=k)
+
+
+def test_the_compiled_cpu_step_updates_the_state_in_place(on_jax, monkeypatch):
+    """With the guard as a branch around the update (CPU, a state too large to replay), XLA's
+    program copies no parameter and no optimizer moment (a ``where(ok, new, old)`` over the
+    state made 16 copies on this model), in the per-step program and the epoch scan alike."""
     import re
 
+    from ember.train import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "REPLAY_BYTES", 0)
     x, y = make_data(32)
     model = make_mlp(bn=False, dropout=0.0)
     t = ember.Trainer(model, "cross_entropy", optim.Adam(model.parameters(), lr=0.01))
