@@ -288,26 +288,26 @@ def test_nan_loss_stops_with_the_last_finite_weights(backend, spe):
     check_nan_stop(spe)
 
 
-@pytest.mark.parametrize("guard", ["replay", "branch", "select"])
+@pytest.mark.parametrize("guard", ["auto", "branch", "select"])
 @pytest.mark.parametrize("spe", [1, "epoch"])
 def test_every_compiled_step_guard_keeps_the_last_finite_weights(on_jax, monkeypatch, spe, guard):
-    """A compiled step whose loss is not finite leaves the state from before it, whether the
-    step ran unguarded and its state is put back (``replay``, CPU's default for small models), a
-    ``cond`` skipped its update (``branch``) or a ``where`` kept the old state (``select``)."""
+    """A compiled step whose loss is not finite leaves the state from before it, whether a
+    ``cond`` skipped its update (``branch``, CPU's default) or a ``where`` kept the old state
+    (``select``); with several steps per call, ``auto`` runs them unguarded first and again,
+    guarded, from the state before the call."""
     from ember.train import trainer as trainer_module
 
     monkeypatch.setattr(trainer_module, "STEP_GUARD", guard)
     t = check_nan_stop(spe)
     # several steps per call run unguarded first, then again with the guard after the bad one
     assert t.guarded_scan_function.trace_count == (1 if spe == "epoch" else 0)
-    assert t.train_function.donate == (guard != "replay")  # replay keeps the state before
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered in multiply")
-@pytest.mark.parametrize("guard", ["replay", "branch"])
+@pytest.mark.parametrize("guard", ["branch", "select"])
 def test_a_non_finite_last_step_of_the_epoch_is_put_back(on_jax, monkeypatch, guard):
-    """The last step's loss is read after the loop (replay): a bad last step leaves the weights
-    of the steps before it."""
+    """A bad last step of the epoch leaves the weights and optimizer moments of the steps before
+    it (the moments would be inf: training on shows them)."""
     from ember.train import trainer as trainer_module
 
     monkeypatch.setattr(trainer_module, "STEP_GUARD", guard)
@@ -330,15 +330,12 @@ def test_a_non_finite_last_step_of_the_epoch_is_put_back(on_jax, monkeypatch, gu
         np.testing.assert_allclose(weights(model)[k], v, rtol=1e-6, atol=1e-7, err_msg=k)
 
 
-def test_the_compiled_cpu_step_updates_the_state_in_place(on_jax, monkeypatch):
-    """With the guard as a branch around the update (CPU, a state too large to replay), XLA's
-    program copies no parameter and no optimizer moment (a ``where(ok, new, old)`` over the
-    state made 16 copies on this model), in the per-step program and the epoch scan alike."""
+def test_the_compiled_cpu_step_updates_the_state_in_place(on_jax):
+    """On CPU the NaN guard is a branch around the update: XLA's program copies no parameter
+    and no optimizer moment (a ``where(ok, new, old)`` over the state made 16 copies on this
+    model), in the per-step program and in the guarded epoch scan alike."""
     import re
 
-    from ember.train import trainer as trainer_module
-
-    monkeypatch.setattr(trainer_module, "REPLAY_BYTES", 0)
     x, y = make_data(32)
     model = make_mlp(bn=False, dropout=0.0)
     t = ember.Trainer(model, "cross_entropy", optim.Adam(model.parameters(), lr=0.01))

@@ -220,23 +220,19 @@ def _keep(ok: Any, new: Any, old: Any) -> Any:
 
 #: how a compiled step keeps the state from before a step whose loss is not finite:
 #:
-#: - ``"replay"``: the step runs unguarded and does not donate its state; the state from before
-#:   it is kept until its loss has been read (one step later), and put back if the loss was not
-#:   finite. Several steps per call (``steps_per_execution``) run the same way and are run again
-#:   with the guard after a bad step. Nothing is added to the compiled step, at the cost of two
-#:   copies of the state held at once.
-#: - ``"branch"``: a ``cond`` around ``opt.step()`` inside the step (a ``where`` between the old
-#:   and new state would keep both alive: XLA then copies the parameters and the optimizer's
-#:   state instead of updating them in place); on XLA's CPU backend a branch costs about 40 us
-#:   a step (W3 of bench/train.py: 0.3 ms a step).
+#: - ``"branch"``: a ``cond`` around ``opt.step()`` (a ``where`` between the old and new state
+#:   would keep both alive: XLA then copies the parameters and the optimizer's state instead of
+#:   updating them in place);
 #: - ``"select"``: ``where(ok, new, old)`` over the state, for GPU and TPU, where a branch reads
-#:   its predicate back to the host each step and copies are cheap.
-#: - ``"auto"``: ``"replay"`` on CPU while the parameters and optimizer state take at most
-#:   :data:`REPLAY_BYTES`, else ``"branch"``; ``"select"`` on GPU and TPU.
+#:   its predicate back to the host each step and copies are cheap;
+#: - ``"auto"``: the branch on CPU, the select on GPU and TPU; and several steps per call
+#:   (``steps_per_execution``) run first with no guard at all (a guard inside a loop costs a
+#:   branch or a copy each step) and only again, guarded, after a bad step (see ``_scan``).
+#:
+#: Measured on XLA's CPU backend (bench/train.py W3, 0.3 ms a step): the select made 16 copies a
+#: step; a branch costs about 40 us a step; keeping the state from before each step (no
+#: donation) and reading each loss one step later to put it back cost more than the branch.
 STEP_GUARD = "auto"
-
-#: the largest state (parameters and optimizer state, in bytes) that ``"auto"`` replays
-REPLAY_BYTES = 256 * 2**20
 
 
 def _update(ok: Any, opt: Optimizer, slots: tuple[Any, Any], old: Any,
@@ -253,43 +249,6 @@ def _update(ok: Any, opt: Optimizer, slots: tuple[Any, Any], old: Any,
     every.set(_keep(ok, every.get(), old))
     _step_if(ok, opt, updated)
     return _keep(ok, new_m, mstate)
-
-
-def _nbytes(tree: Any) -> int:
-    """The bytes of the arrays in nested lists."""
-    if isinstance(tree, (list, tuple)):
-        return sum(_nbytes(t) for t in tree)
-    return int(getattr(tree, "nbytes", 0))
-
-
-class _Rollback:
-    """Unguarded steps (:data:`STEP_GUARD` ``"replay"``): the state from before the last step is
-    kept until that step's loss has been read, one step later, when the next step is already
-    queued; a loss that is not finite puts that state back (and the step that followed it is
-    void), so the result is that of the guarded step."""
-
-    def __init__(self, trainer: Any) -> None:
-        self.trainer = trainer
-        self.last: tuple[Any, Any] | None = None  # (state before the last step, its loss)
-
-    def state(self) -> tuple[list[Any], Any]:
-        return self.trainer._slots.get(), self.trainer._mstate
-
-    def keep(self, before: tuple[list[Any], Any], losses: Tensor) -> None:
-        self.last = (before, losses)
-
-    def confirm(self) -> bool:
-        """Read the last step's loss; False, with the state from before it put back, when it
-        was not finite."""
-        if self.last is None:
-            return True
-        (state, mstate), losses = self.last
-        self.last = None
-        if math.isfinite(_to_float(losses)):
-            return True
-        self.trainer._slots.set(state)
-        self.trainer._mstate = mstate
-        return False
 
 
 _CONSTANTS: dict[Any, Any] = {}
@@ -875,8 +834,6 @@ class Trainer(SourcesMixin, CheckpointMixin):
         report = _LossReport(cbs, self)
         per, unroll = self._execution()
         step_fn, scan_fn = self._fn("train"), self._fn("scan")
-        rollback = _Rollback(self) if self._replaying() else None
-        stopped = False
         k = self._accumulate
         executions = source.executions(steps, per) if k == 1 else _grouped(
             source.executions(None if steps is None else steps * k, 1), k)
@@ -886,56 +843,19 @@ class Trainer(SourcesMixin, CheckpointMixin):
                 self._mstate = self._init_mstate(with_loss=False)
             report.begin(ex)
             args = (self.model, self.optimizer, ex.x, ex.y, self._mstate, alive)
-            if ex.count > 1:
-                losses, self._mstate, alive = self._scan(scan_fn, args, unroll)
+            if ex.count == 1:
+                losses, self._mstate, alive = step_fn(*args, cbs.needs_gradients)
             else:
-                losses, alive = self._step(step_fn, args, cbs.needs_gradients, rollback)
-                if losses is None:  # the step before was not finite: its state is back
-                    break
+                losses, self._mstate, alive = self._scan(scan_fn, args, unroll)
             if report.add(ex, losses):
-                stopped = True
                 break
-        if rollback is not None:
-            rollback.confirm()
-        if not stopped:  # a callback that stopped training sees no later step
+        else:
             report.flush(force=True)
         if report.bad_step is not None:
             if start is not None:  # bad_step counts optimizer steps: k batches each
                 _rewind(source, start, report.bad_step * k)
             return None
         return self._results(self._mstate, loss=report.mean())
-
-    def _step(self, step_fn: Callable[..., Any], args: tuple[Any, ...], keep_grads: bool,
-              rollback: _Rollback | None) -> tuple[Any, Any]:
-        """One step: ``(losses, alive)``; with ``rollback``, unguarded, and ``(None, None)``
-        when the loss of the step before turned out not finite (its state is then back)."""
-        if rollback is None:
-            losses, self._mstate, alive = step_fn(*args, keep_grads)
-            return losses, alive
-        before = rollback.state()
-        losses, self._mstate, alive = step_fn(*args, keep_grads, False)
-        if not rollback.confirm():
-            return None, None
-        rollback.keep(before, losses)
-        return losses, alive
-
-    def _replaying(self) -> bool:
-        """Whether compiled steps run unguarded with the state from before kept (see
-        :data:`STEP_GUARD`); the per-step function then does not donate its state."""
-        if not self.compiled:
-            return False
-        mode = STEP_GUARD
-        if mode == "auto":
-            if backend.get().platform() != "cpu":
-                mode = "select"
-            else:
-                state = state_slots(self.optimizer, grads=False, random=False).get()
-                mode = "replay" if _nbytes(state) <= REPLAY_BYTES else "branch"
-        replay = mode == "replay"
-        if self.train_function.donate == replay:  # recompile only when this changes
-            self.train_function.donate = not replay
-            self.train_function.clear_cache()
-        return replay
 
     def _scan(self, scan_fn: Callable[..., Any], args: tuple[Any, ...], unroll: bool) -> Any:
         """Several steps in one compiled call. They run first without the per-step guard and
