@@ -10,7 +10,7 @@ import pytest
 import ember
 from ember import nn
 from ember.ops import recurrent as rec
-from tests.conftest import to_np
+from tests.conftest import compiled_differences, to_np
 
 
 def _sig(xp, a):
@@ -139,14 +139,14 @@ def test_fused_recurrences_gradcheck(backend, reverse, rng):
 
     xw, h0, w = t(4, 2, 3), t(2, 3), t(3, 3)
     for act in ("tanh", "relu"):
-        assert ember.gradcheck(lambda a, b, c, act=act: rec.RNNScan.apply(
-            a, b, c, nonlinearity=act, reverse=reverse), xw, h0, w)
+        assert ember.gradcheck(compiled_differences(lambda a, b, c, act=act: rec.RNNScan.apply(
+            a, b, c, nonlinearity=act, reverse=reverse)), xw, h0, w)
     xw4, c0, w4 = t(4, 2, 12), t(2, 3), t(12, 3)
-    assert ember.gradcheck(lambda a, b, c, d: rec.LSTMScan.apply(a, b, c, d, reverse=reverse),
-                           xw4, h0, c0, w4)
+    assert ember.gradcheck(compiled_differences(
+        lambda a, b, c, d: rec.LSTMScan.apply(a, b, c, d, reverse=reverse)), xw4, h0, c0, w4)
     xw3, w3, b3 = t(4, 2, 9), t(9, 3), t(9)
-    assert ember.gradcheck(lambda a, b, c, d: rec.GRUScan.apply(a, b, c, d, reverse=reverse),
-                           xw3, h0, w3, b3)
+    assert ember.gradcheck(compiled_differences(
+        lambda a, b, c, d: rec.GRUScan.apply(a, b, c, d, reverse=reverse)), xw3, h0, w3, b3)
 
 
 def test_scan_inside_jit_equals_unrolled(monkeypatch, rng):
