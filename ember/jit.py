@@ -625,8 +625,11 @@ def state_slots(*objects: Any, grads: bool = True, random: bool = True) -> State
         >>> from ember import nn, optim
         >>> from ember.jit import state_slots
         >>> model = nn.Linear(3, 2)
-        >>> len(state_slots(model, optim.SGD(model.parameters(), lr=0.1)).get())  # see below
+        >>> opt = optim.SGD(model.parameters(), lr=0.1)
+        >>> len(state_slots(model, opt).get())  # see above
         6
+        >>> len(state_slots(opt, grads=False, random=False).get())  # weight, bias, SGD's state
+        3
     """
     return StateSlots(JitFunction._slots(list(objects), grads, random))
 

@@ -34,7 +34,8 @@ _INITS = ("gpt2", "pytorch")
 
 def _pytorch_init(model: nn.Module) -> None:
     """PyTorch's defaults as makemore's Transformer gets them: the embeddings N(0, 1), every
-    matrix U(+-1/sqrt(fan_in)) (``nn.init.default_``), biases zero, LayerNorm gains one."""
+    matrix U(+-1/sqrt(fan_in)) (``nn.init.default_``), LayerNorm gains one; biases start at zero
+    (one difference: PyTorch draws a Linear's bias from U(+-1/sqrt(fan_in)))."""
     for name, p in model.named_parameters():
         key = nn.init.path_key(name)
         if name.startswith(("wte.", "wpe.")):
@@ -74,7 +75,8 @@ class GPT(nn.Module):
         init: ``"gpt2"``: every weight N(0, 0.02), the two residual projections of each block
             N(0, 0.02 / sqrt(2 * n_layer)), biases zero, LayerNorm gains one (nanoGPT);
             ``"pytorch"``: the embeddings N(0, 1), every other matrix U(+-1/sqrt(fan_in)),
-            biases zero (makemore's Transformer, which keeps PyTorch's defaults).
+            biases zero (makemore's Transformer, which keeps PyTorch's defaults, except that
+            PyTorch draws a Linear's bias from U(+-1/sqrt(fan_in))).
 
     Example:
         >>> import ember
